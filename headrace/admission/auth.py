@@ -1,0 +1,102 @@
+"""Bearer API key to principal, through a short-lived cache.
+
+The data plane never reads the database per request: a key's row is cached for
+`key_cache_ttl_s` (default 1 s), which bounds how late a revocation takes effect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from headrace.admission.secrets import API_KEY_PREFIX, lookup_prefix, verify_key
+from headrace.errors import AuthenticationError
+from headrace.storage import tenancy
+from headrace.storage.database import Database
+
+_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    project_id: str
+    org_id: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyRecord:
+    principal: Principal
+    key_hash: str
+    expires_at: datetime | None
+    revoked: bool
+
+
+class Authenticator:
+    def __init__(self, db: Database, pepper: str, ttl_s: float = 1.0) -> None:
+        self._db = db
+        self._pepper = pepper
+        self._ttl = ttl_s
+        # prefix -> (fetched at, record or None for "no such key")
+        self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        key = _bearer(authorization)
+        prefix = lookup_prefix(key, API_KEY_PREFIX)
+        record = await self._record(prefix) if prefix is not None else None
+        if record is None or not verify_key(key, record.key_hash, self._pepper):
+            raise AuthenticationError(f"Incorrect API key provided: {_redact(key)}.")
+        if record.revoked:
+            raise AuthenticationError("This API key has been revoked.")
+        if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
+            raise AuthenticationError("This API key has expired.")
+        return record.principal
+
+    async def _record(self, prefix: str) -> _KeyRecord | None:
+        hit = self._cache.get(prefix)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        async with self._db.session() as session:
+            row = await tenancy.find_api_key(session, prefix)
+        record = None
+        if row is not None:
+            key, project = row
+            record = _KeyRecord(
+                Principal(key.id, project.id, project.org_id, tuple(key.scopes)),
+                key.key_hash,
+                _aware(key.expires_at),
+                key.revoked_at is not None,
+            )
+        self._cache[prefix] = (now, record)
+        self._cache.move_to_end(prefix)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return record
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationError(
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code=None,
+        )
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthenticationError("The Authorization header must be 'Bearer <API key>'.")
+    return key.strip()
+
+
+def _redact(key: str) -> str:
+    return f"{key[:6]}***{key[-4:]}" if len(key) > 12 else "***"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes even for timezone-aware columns; they are stored as UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,124 @@
+"""The receive stage: request id, body size limit, processing time and the access log.
+
+Raw ASGI rather than Starlette's BaseHTTPMiddleware: it sits on every request, and the
+wrapper costs a task and a copy per request.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headrace.errors import PayloadTooLargeError
+from headrace.observability.logging import get_logger
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = get_logger("headrace.access")
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(16)}"
+
+
+class ReceiveMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        client_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = client_id if _VALID_REQUEST_ID.match(client_id) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                elapsed_ms = int((time.perf_counter() - started) * 1000)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    (b"openai-processing-ms", str(elapsed_ms).encode()),
+                ]
+            await send(message)
+
+        try:
+            body_receive = await self._bounded_body(headers, receive)
+        except PayloadTooLargeError as exc:
+            await _send_error(send_with_headers, exc)
+        else:
+            await self.app(scope, body_receive, send_with_headers)
+        finally:
+            log.info(
+                "request",
+                request_id=request_id,
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    async def _bounded_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+        """Read the whole body up front, refusing it as soon as it passes the limit."""
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(self.max_body_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                # A disconnect before the body finished: hand it on as it is.
+                return _replay([message])
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is None:
+            return {"type": "http.disconnect"}
+        return await then()  # after the body: wait for the client to go away
+
+    return receive
+
+
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"Request body too large: the limit is {limit} bytes.")
+
+
+async def _send_error(send: Send, exc: PayloadTooLargeError) -> None:
+    body = orjson.dumps(exc.envelope())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status_code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

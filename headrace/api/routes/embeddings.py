@@ -1,0 +1,67 @@
+"""`/v1/embeddings` with the bundled sentence-embedding model."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Callable
+
+from fastapi import APIRouter
+
+from headrace.api.state import Caller, State
+from headrace.errors import InvalidRequestError
+from headrace.protocol.embeddings import (
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+)
+
+router = APIRouter(tags=["embeddings"])
+MAX_INPUTS = 2048
+
+
+@router.post("/v1/embeddings")
+async def create_embeddings(body: EmbeddingRequest, state: State, _: Caller) -> EmbeddingResponse:
+    model = state.registry.embedding(body.model)
+    embedder = model.embedder
+    if body.dimensions is not None and body.dimensions != embedder.dimensions:
+        raise InvalidRequestError(
+            f"This model only supports dimensions={embedder.dimensions}.", param="dimensions"
+        )
+    texts = _texts(body.input, embedder.decode)
+    vectors = await embedder.aembed(texts)
+    tokens = sum(embedder.count_tokens(texts))
+    return EmbeddingResponse(
+        data=[
+            Embedding(index=i, embedding=_encode(v, body.encoding_format))
+            for i, v in enumerate(vectors)
+        ],
+        model=body.model,
+        usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
+
+
+def _texts(
+    value: str | list[str] | list[int] | list[list[int]], decode: Callable[[list[int]], str]
+) -> list[str]:
+    items: list[str | int | list[int]] = [value] if isinstance(value, str) else list(value)
+    if not items:
+        raise InvalidRequestError("'input' must not be empty.", param="input")
+    if len(items) > MAX_INPUTS:
+        raise InvalidRequestError(f"At most {MAX_INPUTS} inputs per request.", param="input")
+    if all(isinstance(i, int) for i in items):  # one input given as token ids
+        items = [[i for i in items if isinstance(i, int)]]
+    out = []
+    for i, item in enumerate(items):
+        text = item if isinstance(item, str) else decode([item] if isinstance(item, int) else item)
+        if not text:
+            raise InvalidRequestError(f"'input[{i}]' must not be empty.", param="input")
+        out.append(text)
+    return out
+
+
+def _encode(vector: list[float], fmt: str) -> list[float] | str:
+    if fmt == "float":
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

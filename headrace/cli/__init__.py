@@ -1,0 +1,1 @@
+"""The `headrace` command line: thin typer commands over control/ and friends."""

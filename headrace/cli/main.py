@@ -1,0 +1,168 @@
+"""`headrace serve | keys | models | version`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from headrace import __version__
+from headrace.admission.secrets import load_or_create_pepper
+from headrace.config import Settings, load_settings
+from headrace.control import keys as key_service
+from headrace.storage.database import Database
+
+app = typer.Typer(help="Headrace: a self-hosted OpenAI-compatible LLM API.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect the models this gateway serves.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: headrace.yaml).")
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+async def _prepared_db(settings: Settings) -> tuple[Database, str]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.migrate()
+    return db, settings.key_pepper or load_or_create_pepper(settings.data_dir)
+
+
+@app.command()
+def version() -> None:
+    """Print the Headrace version."""
+    console.print(f"headrace {__version__}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+) -> None:
+    """Serve the API (embedded defaults: SQLite, in-process limits, bundled models)."""
+    from headrace.cli.serve import run_server
+
+    settings = _settings(config)
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    run_server(settings, console)
+
+
+@keys_app.command("create")
+def keys_create(
+    config: ConfigOption = None,
+    project: Annotated[str, typer.Option(help="Project the key belongs to.")] = "default",
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+    print_key_only: Annotated[
+        bool, typer.Option("--print-key-only", help="Print only the secret key (for scripts).")
+    ] = False,
+) -> None:
+    """Create an API key; the secret is shown once."""
+    settings = _settings(config)
+
+    async def create() -> key_service.CreatedKey:
+        db, pepper = await _prepared_db(settings)
+        try:
+            return await key_service.create_key(db, pepper, project=project, name=name)
+        finally:
+            await db.close()
+
+    created = asyncio.run(create())
+    if print_key_only:
+        print(created.secret)
+        return
+    table = Table(title="New API key (shown once: store it now)")
+    for column in ("id", "project", "name", "key"):
+        table.add_column(column)
+    table.add_row(created.id, created.project, created.name, created.secret)
+    console.print(table)
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOption = None) -> None:
+    """List API keys (secrets are never shown again)."""
+    settings = _settings(config)
+
+    async def fetch() -> list[key_service.KeyInfo]:
+        db, _ = await _prepared_db(settings)
+        try:
+            return await key_service.list_keys(db)
+        finally:
+            await db.close()
+
+    table = Table(title="API keys")
+    for column in ("id", "project", "name", "key", "created", "status"):
+        table.add_column(column)
+    for k in asyncio.run(fetch()):
+        status = "[red]revoked[/red]" if k.revoked_at else "[green]active[/green]"
+        table.add_row(
+            k.id, k.project, k.name, k.redacted, k.created_at.strftime("%Y-%m-%d %H:%M"), status
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
+    """Revoke an API key by id; every replica refuses it within a second."""
+    from headrace.errors import NotFoundError
+
+    settings = _settings(config)
+
+    async def revoke() -> None:
+        db, _ = await _prepared_db(settings)
+        try:
+            await key_service.revoke_key(db, key_id)
+        finally:
+            await db.close()
+
+    try:
+        asyncio.run(revoke())
+    except NotFoundError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked {key_id}")
+
+
+@models_app.command("list")
+def models_list(config: ConfigOption = None) -> None:
+    """List the configured models (without loading their weights)."""
+    from headrace.routing.registry import checkpoint_context_window
+
+    settings = _settings(config)
+    table = Table(title="Models")
+    for column in ("name", "kind", "context window", "path"):
+        table.add_column(column)
+    for m in settings.models:
+        path = m.resolved_path()
+        window = checkpoint_context_window(path) if (path / "config.json").exists() else 0
+        if m.context_window is not None:
+            window = min(window, m.context_window)
+        table.add_row(m.name, m.kind, str(window), str(path))
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""`headrace serve`: prepare the store, load models with progress, print how to call us, serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from headrace.admission.secrets import load_or_create_pepper
+from headrace.api.app import create_app
+from headrace.config import ModelSettings, Settings
+from headrace.control.keys import FirstStart, bootstrap
+from headrace.observability.logging import configure_logging
+from headrace.routing.registry import ModelRegistry, load_model
+from headrace.storage.database import Database
+
+
+async def _first_start(settings: Settings) -> FirstStart | None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    try:
+        await db.migrate()
+        pepper = settings.key_pepper or load_or_create_pepper(settings.data_dir)
+        return await bootstrap(db, pepper)
+    finally:
+        await db.close()
+
+
+def _load_models(models: list[ModelSettings], console: Console) -> ModelRegistry:
+    loaded = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("loading models", total=len(models))
+        for settings in models:
+            progress.update(task, description=f"loading {settings.name}")
+            loaded.append(load_model(settings))
+            progress.advance(task)
+    return ModelRegistry(loaded)
+
+
+def _banner(settings: Settings, registry: ModelRegistry, first: FirstStart | None) -> str:
+    url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+    chat = next((m.settings.name for m in registry.all() if m.settings.kind == "chat"), "")
+    key = first.api_key.secret if first else "$HEADRACE_API_KEY"
+    lines = [
+        f"[bold green]Headrace is serving at {url}/v1[/bold green]",
+        "models: " + ", ".join(m.settings.name for m in registry.all()),
+    ]
+    if first:
+        lines += [
+            "",
+            "[bold yellow]First start: these secrets are shown once, store them now.[/bold yellow]",
+            f"admin credential: {first.admin_secret}",
+            f"API key:          {first.api_key.secret}",
+        ]
+    else:
+        lines += ["", "Create a key with: .venv/bin/headrace keys create"]
+    lines += [
+        "",
+        "[bold]curl[/bold]",
+        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+        "  -H 'Content-Type: application/json' \\",
+        f'  -d \'{{"model": "{chat}", '
+        '"messages": [{"role": "user", "content": "What is 2 + 3?"}]}\'',
+        "",
+        "[bold]python (openai SDK)[/bold]",
+        "from openai import OpenAI",
+        f'client = OpenAI(base_url="{url}/v1", api_key="{key}")',
+        f'r = client.chat.completions.create(model="{chat}",',
+        '    messages=[{"role": "user", "content": "What is the capital of France?"}])',
+        "print(r.choices[0].message.content)",
+    ]
+    return "\n".join(lines)
+
+
+def run_server(settings: Settings, console: Console) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    first = asyncio.run(_first_start(settings))
+    registry = _load_models(settings.models, console)
+    console.print(Panel(_banner(settings, registry, first), title="headrace", expand=False))
+    config = uvicorn.Config(
+        create_app(settings, registry),
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,  # ours is the one access line per request
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        registry.close()

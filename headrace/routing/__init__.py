@@ -1,0 +1,1 @@
+"""Which model serves a request: the registry of served models (routing policies to come)."""

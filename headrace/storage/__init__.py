@@ -1,0 +1,1 @@
+"""Durable state: the schema, migrations and repositories (SQLite embedded, PostgreSQL at scale)."""

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real app on a temp data dir, served over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+import uvicorn
+
+from headrace.admission.secrets import load_or_create_pepper
+from headrace.api.app import create_app
+from headrace.config import Settings
+from headrace.control.keys import create_key
+from headrace.routing.registry import ModelRegistry, load_registry
+from headrace.storage.database import Database
+
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+POSTGRES_UP = _reachable("127.0.0.1", 5432)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on SQLite and, when it is reachable, on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    if not POSTGRES_UP:
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    asyncio.run(_reset_postgres())
+    yield POSTGRES_URL
+
+
+async def _reset_postgres() -> None:
+    from sqlalchemy import text
+
+    db = Database(POSTGRES_URL)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await db.close()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[ModelRegistry]:
+    """The bundled models, loaded once for the whole session."""
+    reg = load_registry(Settings().models)
+    yield reg
+    reg.close()
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    api_key: str
+    settings: Settings
+
+    def client(self, **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/v1", api_key=self.api_key, max_retries=0, **kwargs
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, registry: ModelRegistry) -> Iterator[Server]:
+    """A real Headrace on loopback with the bundled models and one API key."""
+    data_dir = tmp_path_factory.mktemp("headrace")
+    settings = Settings(data_dir=data_dir, server={"max_body_bytes": 64 * 1024})
+
+    async def first_key() -> str:
+        db = Database(settings.effective_database_url)
+        await db.migrate()
+        created = await create_key(db, load_or_create_pepper(data_dir), name="tests")
+        await db.close()
+        return created.secret
+
+    key = asyncio.run(first_key())
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings, registry), host="127.0.0.1", port=port, log_level="warning"
+    )
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:  # start-up is milliseconds: models are already loaded
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    yield Server(f"http://127.0.0.1:{port}", key, settings)
+    uv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server: Server) -> openai.OpenAI:
+    return server.client()
