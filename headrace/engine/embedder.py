@@ -19,6 +19,9 @@ class Embedder:
 
     def __init__(self, model_dir: Path, *, device: str = "cpu", max_length: int = 256) -> None:
         from transformers import AutoModel  # heavy import, only when used
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # we show ours
 
         self._device = torch.device(device)
         self._tokenizer = _FastTokenizer.from_file(str(model_dir / "tokenizer.json"))

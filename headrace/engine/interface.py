@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from headrace.engine.structured import CompiledGrammar
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -31,6 +34,7 @@ class SamplingParams:
     min_tokens: int = 0
     ignore_eos: bool = False
     logprobs: int | None = None  # None: none; k >= 0: the sampled token's and the top k
+    grammar: CompiledGrammar | None = None  # structured output: a token mask every step
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from headrace.engine.interface import (
     TokenLogprob,
 )
 from headrace.engine.sampler import SequenceSampler
+from headrace.engine.structured import StructuredOutputs
 from headrace.engine.tokenizer import Tokenizer
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -46,12 +47,19 @@ class ReferenceEngine:
     """`transformers.AutoModelForCausalLM` behind the `Engine` interface, on its own thread."""
 
     def __init__(
-        self, model_dir: Path, tokenizer: Tokenizer, *, device: str = "cpu", dtype: str = "float32"
+        self,
+        model_dir: Path,
+        tokenizer: Tokenizer,
+        structured: StructuredOutputs,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
     ) -> None:
         from transformers import AutoModelForCausalLM  # heavy import, only when used
 
         self._device = torch.device(device)
         self._tokenizer = tokenizer
+        self._structured = structured
         model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_DTYPES[dtype])
         self._model = model.to(self._device).eval()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
@@ -112,7 +120,10 @@ class ReferenceEngine:
     def _run(self, job: _Job) -> None:
         req, params, tok = job.request, job.request.params, self._tokenizer
         prompt = req.prompt_token_ids
-        sampler = SequenceSampler(params, eos_token_id=tok.eos_token_id, device=self._device)
+        constraint = None if params.grammar is None else self._structured.constraint(params.grammar)
+        sampler = SequenceSampler(
+            params, eos_token_id=tok.eos_token_id, device=self._device, constraint=constraint
+        )
         detok = IncrementalDetokenizer(tok.decode, params.stop)
         stop_ids = set(params.stop_token_ids) | (set() if params.ignore_eos else {tok.eos_token_id})
         input_ids = torch.tensor([prompt], device=self._device)
@@ -126,14 +137,10 @@ class ReferenceEngine:
             sample = sampler.sample(out.logits[0, -1], prompt)
             produced += 1
             logprobs: tuple[TokenLogprob, ...] = (sample.logprob,) if sample.logprob else ()
-            if sample.token_id in stop_ids:  # the sampler bans these before min_tokens
+            if sample.token_id in stop_ids:  # not text: never detokenised or reported
                 reason = "stop"
-                if logprobs:
-                    job.emit(TextDelta("", (sample.token_id,), logprobs))
                 break
-            text = detok.push(sample.token_id)
-            if text or logprobs:
-                job.emit(TextDelta(text, (sample.token_id,), logprobs))
+            job.emit(TextDelta(detok.push(sample.token_id), (sample.token_id,), logprobs))
             if detok.stopped:
                 reason = "stop"
                 break

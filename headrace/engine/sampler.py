@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from headrace.engine.interface import SamplingParams, TokenLogprob
+from headrace.engine.structured import Constraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +24,18 @@ class Sample:
 class SequenceSampler:
     """Sampling state of one sequence: its parameters, generator and token counts."""
 
-    __slots__ = ("_banned_early", "_bias", "_counts", "_generator", "params")
+    __slots__ = ("_banned_early", "_bias", "_counts", "_generator", "constraint", "params")
 
-    def __init__(self, params: SamplingParams, *, eos_token_id: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        params: SamplingParams,
+        *,
+        eos_token_id: int,
+        device: torch.device,
+        constraint: Constraint | None = None,
+    ) -> None:
         self.params = params
+        self.constraint = constraint
         self._generator = torch.Generator(device=device)
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         self._generator.manual_seed(seed & ((1 << 63) - 1))
@@ -48,6 +57,8 @@ class SequenceSampler:
             logits[token_id] += bias
         if sum(self._counts.values()) < p.min_tokens and self._banned_early:
             logits[self._banned_early] = float("-inf")
+        if self.constraint is not None:
+            self.constraint.mask(logits)
 
         if p.temperature == 0:
             token_id = int(torch.argmax(logits))
@@ -55,6 +66,8 @@ class SequenceSampler:
             probs = _filtered_probs(logits / p.temperature, p.top_k, p.top_p, p.min_p)
             token_id = int(torch.multinomial(probs, 1, generator=self._generator))
         self._counts[token_id] = self._counts.get(token_id, 0) + 1
+        if self.constraint is not None:
+            self.constraint.accept(token_id)
         return Sample(token_id, _logprob(raw, token_id, p.logprobs))
 
     def _penalise(self, logits: torch.Tensor, prompt_ids: tuple[int, ...]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from headrace.config import ModelSettings
 from headrace.engine.embedder import Embedder
 from headrace.engine.interface import Engine
+from headrace.engine.structured import StructuredOutputs
 from headrace.engine.tokenizer import Tokenizer
 from headrace.errors import NotFoundError
 
@@ -20,6 +21,7 @@ class ChatModel:
     context_window: int
     tokenizer: Tokenizer
     engine: Engine
+    structured: StructuredOutputs
     created: int
 
 
@@ -86,8 +88,6 @@ def checkpoint_context_window(model_dir: Path) -> int:
 
 def load_model(settings: ModelSettings) -> ServedModel:
     """Load one model's weights; slow (seconds), so callers show progress."""
-    from headrace.engine.reference import ReferenceEngine
-
     path = settings.resolved_path()
     created = int((path / "config.json").stat().st_mtime)
     window = checkpoint_context_window(path)
@@ -97,8 +97,32 @@ def load_model(settings: ModelSettings) -> ServedModel:
         embedder = Embedder(path, device=settings.device, max_length=min(window, 512))
         return EmbeddingModel(settings, embedder.max_length, embedder, created)
     tokenizer = Tokenizer(path)
-    engine = ReferenceEngine(path, tokenizer, device=settings.device, dtype=settings.dtype)
-    return ChatModel(settings, window, tokenizer, engine, created)
+    vocab_size = int(json.loads((path / "config.json").read_text())["vocab_size"])
+    structured = StructuredOutputs(path, vocab_size, [tokenizer.eos_token_id])
+    engine = _chat_engine(settings, path, tokenizer, structured)
+    return ChatModel(settings, window, tokenizer, engine, structured, created)
+
+
+def _chat_engine(
+    settings: ModelSettings, path: Path, tokenizer: Tokenizer, structured: StructuredOutputs
+) -> Engine:
+    if settings.engine == "reference":
+        from headrace.engine.reference import ReferenceEngine
+
+        return ReferenceEngine(
+            path, tokenizer, structured, device=settings.device, dtype=settings.dtype
+        )
+    from headrace.engine.llm_engine import EngineConfig, LLMEngine
+
+    config = EngineConfig(
+        device=settings.device,
+        dtype=settings.dtype,
+        kv_cache_bytes=settings.kv_cache_bytes,
+        block_size=settings.block_size,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+    )
+    return LLMEngine(path, tokenizer, config, structured)
 
 
 def load_registry(
