@@ -7,12 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
@@ -97,11 +99,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, registry: ModelRegistry) ->
         return created.secret
 
     key = asyncio.run(first_key())
+    with serving(create_app(settings, registry)) as base_url:
+        yield Server(base_url, key, settings)
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve `app` on a free loopback port for the duration; yields its base URL."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, registry), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -109,9 +115,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, registry: ModelRegistry) ->
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
-    yield Server(f"http://127.0.0.1:{port}", key, settings)
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture

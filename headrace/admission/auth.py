@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from headrace.admission.secrets import API_KEY_PREFIX, lookup_prefix, verify_key
-from headrace.errors import AuthenticationError
+from headrace.errors import AuthenticationError, NotFoundError
 from headrace.storage import tenancy
 from headrace.storage.database import Database
 
@@ -25,6 +25,17 @@ class Principal:
     project_id: str
     org_id: str
     scopes: tuple[str, ...]
+    allowed_models: tuple[str, ...] | None = None  # None: every model
+
+    def check_model(self, model: str) -> None:
+        """404 for a model this key may not use, worded as for a model that does not
+        exist, as OpenAI does: a key does not learn which models others can use."""
+        if self.allowed_models is not None and model not in self.allowed_models:
+            raise NotFoundError(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+                code="model_not_found",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +55,11 @@ class Authenticator:
         self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        key = _bearer(authorization)
+        key = bearer_key(authorization)
         prefix = lookup_prefix(key, API_KEY_PREFIX)
         record = await self._record(prefix) if prefix is not None else None
         if record is None or not verify_key(key, record.key_hash, self._pepper):
-            raise AuthenticationError(f"Incorrect API key provided: {_redact(key)}.")
+            raise AuthenticationError(f"Incorrect API key provided: {redact(key)}.")
         if record.revoked:
             raise AuthenticationError("This API key has been revoked.")
         if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
@@ -66,7 +77,13 @@ class Authenticator:
         if row is not None:
             key, project = row
             record = _KeyRecord(
-                Principal(key.id, project.id, project.org_id, tuple(key.scopes)),
+                Principal(
+                    key.id,
+                    project.id,
+                    project.org_id,
+                    tuple(key.scopes),
+                    None if key.allowed_models is None else tuple(key.allowed_models),
+                ),
                 key.key_hash,
                 _aware(key.expires_at),
                 key.revoked_at is not None,
@@ -78,7 +95,8 @@ class Authenticator:
         return record
 
 
-def _bearer(authorization: str | None) -> str:
+def bearer_key(authorization: str | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header, or a 401."""
     if not authorization:
         raise AuthenticationError(
             "You didn't provide an API key. You need to provide your API key in an "
@@ -91,7 +109,7 @@ def _bearer(authorization: str | None) -> str:
     return key.strip()
 
 
-def _redact(key: str) -> str:
+def redact(key: str) -> str:
     return f"{key[:6]}***{key[-4:]}" if len(key) > 12 else "***"
 
 

@@ -21,8 +21,8 @@ def error_response(exc: HeadraceError) -> Response:
 
 
 def _param(loc: tuple[Any, ...]) -> str | None:
-    """`("body", "messages", 0, "content")` -> `messages[0].content`."""
-    parts = [p for p in loc if p != "body"]
+    """`("body", "messages", 0, "content")` -> `messages[0].content`; `("query", "x")` -> `x`."""
+    parts = [p for p in loc if p not in ("body", "query", "path")]
     out = ""
     for part in parts:
         if isinstance(part, int):

@@ -7,8 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from headrace.admission.admin_auth import AdminAuthenticator, Operator
 from headrace.admission.auth import Authenticator, Principal
+from headrace.admission.limiter import Limiter
+from headrace.admission.worker_auth import StaticKeyAuthenticator
 from headrace.config import Settings
+from headrace.metering.ledger import UsageLedger
 from headrace.routing.registry import ModelRegistry
 from headrace.storage.database import Database
 
@@ -17,8 +21,11 @@ from headrace.storage.database import Database
 class AppState:
     settings: Settings
     db: Database
-    auth: Authenticator
+    auth: Authenticator | StaticKeyAuthenticator
     registry: ModelRegistry
+    limiter: Limiter
+    ledger: UsageLedger
+    admin_auth: AdminAuthenticator
 
 
 def app_state(request: Request) -> AppState:
@@ -33,5 +40,13 @@ async def authenticate(
     return await app_state(request).auth.authenticate(authorization)
 
 
+async def authenticate_operator(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Operator:
+    """Admin-key authentication for the admin and organization APIs."""
+    return await app_state(request).admin_auth.authenticate(authorization)
+
+
 State = Annotated[AppState, Depends(app_state)]
 Caller = Annotated[Principal, Depends(authenticate)]
+Admin = Annotated[Operator, Depends(authenticate_operator)]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headrace.admission.limits import Limits
 from headrace.admission.secrets import ADMIN_KEY_PREFIX, API_KEY_PREFIX, hash_key, new_key
+from headrace.control.limits import check_limits
 from headrace.errors import InvalidRequestError, NotFoundError
+from headrace.storage import limits as limit_rows
 from headrace.storage import tenancy
 from headrace.storage.database import Database
+from headrace.storage.schema import Project
 
 DEFAULT_ORG = "default"
 DEFAULT_PROJECT = "default"
@@ -25,6 +31,8 @@ class CreatedKey:
     project: str
     org_id: str
     created_at: datetime
+    project_id: str = ""
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +44,9 @@ class KeyInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    project_id: str = ""
+    org_id: str = ""
+    allowed_models: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +56,94 @@ class FirstStart:
 
 
 async def create_key(
-    db: Database, pepper: str, *, project: str = DEFAULT_PROJECT, name: str = "default"
+    db: Database,
+    pepper: str,
+    *,
+    project: str = DEFAULT_PROJECT,
+    name: str = "default",
+    limits: Limits | None = None,
 ) -> CreatedKey:
+    """A key in the default org's project `project` (created if new), with its limits,
+    in one transaction: bad limits leave nothing behind."""
     if not project.strip() or not name.strip():
         raise InvalidRequestError("project and key names must not be empty")
-    secret, prefix = new_key(API_KEY_PREFIX)
+    check_limits(limits or Limits())
     async with db.session.begin() as session:
         org = await tenancy.get_or_create_org(session, DEFAULT_ORG)
         proj = await tenancy.get_or_create_project(session, org, project)
-        key = await tenancy.add_api_key(
+        return await _add_key(session, pepper, proj, org.id, name=name, limits=limits)
+
+
+async def create_project_key(
+    db: Database,
+    pepper: str,
+    *,
+    project_id: str,
+    name: str,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    limits: Limits | None = None,
+) -> CreatedKey:
+    """A key in an existing project: the admin API's way. All checks come first."""
+    if not name.strip():
+        raise InvalidRequestError("'name' must not be empty.", param="name")
+    if expires_at is not None and _aware(expires_at) <= tenancy.now():
+        raise InvalidRequestError("'expires_at' must be in the future.", param="expires_at")
+    if allowed_models is not None and not all(m.strip() for m in allowed_models):
+        raise InvalidRequestError("model names must not be empty.", param="allowed_models")
+    check_limits(limits or Limits())
+    async with db.session.begin() as session:
+        proj = await tenancy.get_project(session, project_id)
+        if proj is None:
+            raise NotFoundError(f"No project with id {project_id!r}.", param="project_id")
+        return await _add_key(
             session,
+            pepper,
             proj,
+            proj.org_id,
             name=name,
-            prefix=prefix,
-            key_hash=hash_key(secret, pepper),
-            scopes=[INFERENCE_SCOPE],
+            expires_at=expires_at,
+            allowed_models=allowed_models,
+            limits=limits,
         )
-    return CreatedKey(key.id, secret, name, proj.name, org.id, key.created_at)
 
 
-async def list_keys(db: Database) -> list[KeyInfo]:
+async def _add_key(
+    session: AsyncSession,
+    pepper: str,
+    proj: Project,
+    org_id: str,
+    *,
+    name: str,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    limits: Limits | None = None,
+) -> CreatedKey:
+    secret, prefix = new_key(API_KEY_PREFIX)
+    key = await tenancy.add_api_key(
+        session,
+        proj,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(secret, pepper),
+        scopes=[INFERENCE_SCOPE],
+        expires_at=expires_at,
+        allowed_models=allowed_models,
+    )
+    if limits is not None and not limits.is_empty():
+        await limit_rows.set_limits(session, "key", key.id, **asdict(limits))
+    return CreatedKey(key.id, secret, name, proj.name, org_id, key.created_at, proj.id, expires_at)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def list_keys(
+    db: Database, *, project_id: str | None = None, key_id: str | None = None
+) -> list[KeyInfo]:
     async with db.session() as session:
-        rows = await tenancy.list_api_keys(session)
+        rows = await tenancy.list_api_keys(session, project_id=project_id, key_id=key_id)
     return [
         KeyInfo(
             k.id,
@@ -76,6 +153,9 @@ async def list_keys(db: Database) -> list[KeyInfo]:
             k.created_at,
             k.expires_at,
             k.revoked_at,
+            p.id,
+            p.org_id,
+            None if k.allowed_models is None else list(k.allowed_models),
         )
         for k, p in rows
     ]

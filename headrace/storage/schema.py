@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names so migrations behave the same on SQLite and PostgreSQL.
@@ -53,6 +62,8 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Public model names this key may use; NULL: every model.
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class AdminCredential(Base):
@@ -66,3 +77,42 @@ class AdminCredential(Base):
     key_hash: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LimitRow(Base):
+    """Rate limits of one org, project or key, for all models (`model` "") or for one;
+    a NULL column means no limit of that kind."""
+
+    __tablename__ = "limits"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)  # org | project | key
+    scope_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True, default="")
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
+    max_concurrent_requests: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_day: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UsageEventRow(Base):
+    """One request's usage, written once: `request_id` is the key, so a retried write
+    cannot count a request twice. Ids are copies, not foreign keys: usage outlives keys."""
+
+    __tablename__ = "usage_events"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Unix seconds: buckets are integer arithmetic, the same on SQLite and PostgreSQL.
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    org_id: Mapped[str] = mapped_column(String(40))
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    api_key_id: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    cached_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    # Billionths of a dollar: exact sums, and per-token prices are far below a micro-dollar.
+    input_cost_nanousd: Mapped[int] = mapped_column(BigInteger)
+    output_cost_nanousd: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # ok | error | cancelled

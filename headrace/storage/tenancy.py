@@ -48,6 +48,7 @@ async def add_api_key(
     key_hash: str,
     scopes: list[str],
     expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
 ) -> ApiKey:
     key = ApiKey(
         id=new_id("key"),
@@ -59,6 +60,7 @@ async def add_api_key(
         created_at=now(),
         expires_at=expires_at,
         revoked_at=None,
+        allowed_models=allowed_models,
     )
     session.add(key)
     await session.flush()
@@ -76,13 +78,19 @@ async def find_api_key(session: AsyncSession, prefix: str) -> tuple[ApiKey, Proj
     return None if row is None else (row[0], row[1])
 
 
-async def list_api_keys(session: AsyncSession) -> list[tuple[ApiKey, Project]]:
-    rows = await session.execute(
+async def list_api_keys(
+    session: AsyncSession, *, project_id: str | None = None, key_id: str | None = None
+) -> list[tuple[ApiKey, Project]]:
+    stmt = (
         select(ApiKey, Project)
         .join(Project, Project.id == ApiKey.project_id)
         .order_by(ApiKey.created_at)
     )
-    return [(k, p) for k, p in rows.tuples()]
+    if project_id is not None:
+        stmt = stmt.where(ApiKey.project_id == project_id)
+    if key_id is not None:
+        stmt = stmt.where(ApiKey.id == key_id)
+    return [(k, p) for k, p in (await session.execute(stmt)).tuples()]
 
 
 async def get_api_key(session: AsyncSession, key_id: str) -> ApiKey | None:
@@ -102,3 +110,50 @@ async def add_admin_credential(
 
 async def has_admin_credential(session: AsyncSession) -> bool:
     return await session.scalar(select(AdminCredential.id).limit(1)) is not None
+
+
+async def find_admin_credential(session: AsyncSession, prefix: str) -> AdminCredential | None:
+    return await session.scalar(select(AdminCredential).where(AdminCredential.prefix == prefix))
+
+
+async def get_project(session: AsyncSession, project_id: str) -> Project | None:
+    return await session.get(Project, project_id)
+
+
+async def get_org(session: AsyncSession, org_id: str) -> Organisation | None:
+    return await session.get(Organisation, org_id)
+
+
+async def add_org(session: AsyncSession, name: str) -> Organisation:
+    org = Organisation(id=new_id("org"), name=name, created_at=now())
+    session.add(org)
+    await session.flush()
+    return org
+
+
+async def add_project(session: AsyncSession, org: Organisation, name: str) -> Project:
+    project = Project(id=new_id("proj"), org_id=org.id, name=name, created_at=now())
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def list_orgs(session: AsyncSession) -> list[Organisation]:
+    return list(await session.scalars(select(Organisation).order_by(Organisation.created_at)))
+
+
+async def list_projects(session: AsyncSession, org_id: str | None = None) -> list[Project]:
+    stmt = select(Project).order_by(Project.created_at)
+    if org_id is not None:
+        stmt = stmt.where(Project.org_id == org_id)
+    return list(await session.scalars(stmt))
+
+
+async def find_org_by_name(session: AsyncSession, name: str) -> Organisation | None:
+    return await session.scalar(select(Organisation).where(Organisation.name == name))
+
+
+async def find_project_by_name(session: AsyncSession, org_id: str, name: str) -> Project | None:
+    return await session.scalar(
+        select(Project).where(Project.org_id == org_id, Project.name == name)
+    )

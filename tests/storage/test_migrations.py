@@ -38,3 +38,31 @@ async def test_migrations_match_the_schema_module(database_url: str) -> None:
         )
     assert diff == [], "schema.py changed without a migration"
     await db.close()
+
+
+async def test_limits_set_before_per_model_limits_stay_limits_for_all_models(
+    database_url: str,
+) -> None:
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from headrace.storage.database import _alembic_config
+
+    await asyncio.to_thread(command.upgrade, _alembic_config(database_url), "0004")
+    db = Database(database_url)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO limits (scope, scope_id, requests_per_minute, updated_at) "
+                "VALUES ('key', 'key_1', 60, CURRENT_TIMESTAMP)"
+            )
+        )
+    await db.migrate()
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT scope_id, model, requests_per_minute FROM limits"))
+        ).all()
+    assert [tuple(r) for r in rows] == [("key_1", "", 60)]
+    await db.close()

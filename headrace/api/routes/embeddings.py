@@ -6,7 +6,7 @@ import base64
 import struct
 from collections.abc import Callable
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from headrace.api.state import Caller, State
 from headrace.errors import InvalidRequestError
@@ -22,7 +22,10 @@ MAX_INPUTS = 2048
 
 
 @router.post("/v1/embeddings")
-async def create_embeddings(body: EmbeddingRequest, state: State, _: Caller) -> EmbeddingResponse:
+async def create_embeddings(
+    body: EmbeddingRequest, state: State, caller: Caller, response: Response
+) -> EmbeddingResponse:
+    caller.check_model(body.model)
     model = state.registry.embedding(body.model)
     embedder = model.embedder
     if body.dimensions is not None and body.dimensions != embedder.dimensions:
@@ -30,8 +33,13 @@ async def create_embeddings(body: EmbeddingRequest, state: State, _: Caller) -> 
             f"This model only supports dimensions={embedder.dimensions}.", param="dimensions"
         )
     texts = _texts(body.input, embedder.decode)
-    vectors = await embedder.aembed(texts)
     tokens = sum(embedder.count_tokens(texts))
+    admission = await state.limiter.admit(caller, model=body.model, tokens=tokens)
+    response.headers.update(admission.headers)
+    try:
+        vectors = await embedder.aembed(texts)
+    finally:
+        admission.release(tokens)  # input is all an embedding costs: nothing to refund
     return EmbeddingResponse(
         data=[
             Embedding(index=i, embedding=_encode(v, body.encoding_format))

@@ -1,0 +1,84 @@
+"""The account stage's guarantee: a request's `account(status)` runs exactly once, however
+the request ends: done (`ok`), failed (`error`) or dropped by the client (`cancelled`).
+
+    @once
+    def account(status): ...                                             # release + record
+    completion = await accounted(run.complete(...), account)            # JSON responses
+    AccountedStream(settled(run.stream(...), account), account, ...)    # SSE responses
+
+`account` must not await: it may run while the request is being cancelled. It releases the
+rate-limit reservation and records the usage event, both of which only queue work.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from headrace.metering.usage import Status
+
+Account = Callable[[Status], None]
+T = TypeVar("T")
+
+
+async def accounted(work: Awaitable[T], account: Account) -> T:
+    """`await work`, then account for it."""
+    status: Status = "cancelled"  # a disconnect cancels this await
+    try:
+        result = await work
+        status = "ok"
+        return result
+    except Exception:
+        status = "error"
+        raise
+    finally:
+        account(status)
+
+
+async def settled(chunks: AsyncIterator[bytes], account: Account) -> AsyncIterator[bytes]:
+    """The stream, then account for it once it has ended."""
+    status: Status = "cancelled"  # a disconnect closes this generator at a `yield`
+    try:
+        async for chunk in chunks:
+            yield chunk
+        status = "ok"
+    except Exception:
+        status = "error"
+        raise
+    finally:
+        account(status)
+
+
+def once(account: Account) -> Account:
+    """`account`, run on the first call only: the later ones are the same ending seen
+    from another place (the stream's end and the response's end)."""
+    done = False
+
+    @functools.wraps(account)
+    def first_only(status: Status) -> None:
+        nonlocal done
+        if not done:
+            done = True
+            account(status)
+
+    return first_only
+
+
+class AccountedStream(StreamingResponse):
+    """A streaming response that accounts even when its body never started: a client that
+    hangs up before the first byte leaves `settled`'s generator unstarted, so its `finally`
+    would never run and the request's seat would wait for its lease to lapse."""
+
+    def __init__(self, content: AsyncIterator[bytes], account: Account, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._account = account
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._account("cancelled")  # a no-op (`once`) when the stream accounted itself

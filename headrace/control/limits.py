@@ -1,0 +1,79 @@
+"""Setting and reading the rate limits of an org, a project or a key."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from headrace.admission.limits import Limits, Scope
+from headrace.errors import InvalidRequestError, NotFoundError
+from headrace.storage import limits as limit_rows
+from headrace.storage.database import Database
+from headrace.storage.schema import ApiKey, Organisation, Project
+
+MAX_MODEL_NAME = 200
+_TABLES: dict[Scope, type[Organisation] | type[Project] | type[ApiKey]] = {
+    "org": Organisation,
+    "project": Project,
+    "key": ApiKey,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeLimits:
+    scope: Scope
+    scope_id: str
+    limits: Limits
+    model: str = ""  # "": all models
+
+
+def check_limits(limits: Limits) -> None:
+    """400 naming the first limit that is not a positive whole number (None: no limit)."""
+    for name, value in asdict(limits).items():
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise InvalidRequestError(
+                f"'{name}' must be a positive integer or null, got {value!r}.",
+                param=name,
+                code="invalid_value",
+            )
+
+
+async def set_limits(
+    db: Database, scope: Scope, scope_id: str, limits: Limits, *, model: str = ""
+) -> ScopeLimits:
+    """Replace a scope's limits for `model` ("": all models; all None clears them).
+    Every replica sees the change within `limits.cache_ttl_s`."""
+    if scope not in _TABLES:
+        raise InvalidRequestError(f"Unknown scope {scope!r}.", param="scope")
+    check_limits(limits)
+    if len(model) > MAX_MODEL_NAME:
+        raise InvalidRequestError("'model' is too long.", param="model")
+    async with db.session.begin() as session:
+        if await session.get(_TABLES[scope], scope_id) is None:
+            raise NotFoundError(f"No {scope} with id {scope_id!r}.", param=f"{scope}_id")
+        await limit_rows.set_limits(session, scope, scope_id, model=model, **asdict(limits))
+    return ScopeLimits(scope, scope_id, limits, model)
+
+
+async def get_limits(db: Database, scope: Scope, scope_id: str) -> list[ScopeLimits]:
+    """A scope's limits: the all-models ones first (empty when unset), then per model."""
+    async with db.session() as session:
+        if await session.get(_TABLES[scope], scope_id) is None:
+            raise NotFoundError(f"No {scope} with id {scope_id!r}.", param=f"{scope}_id")
+        rows = await limit_rows.get_limits(session, [(scope, scope_id)])
+    found = [
+        ScopeLimits(
+            scope,
+            scope_id,
+            Limits(
+                row.requests_per_minute,
+                row.tokens_per_minute,
+                row.max_concurrent_requests,
+                row.tokens_per_day,
+            ),
+            row.model,
+        )
+        for row in rows
+    ]
+    if not any(s.model == "" for s in found):
+        found.insert(0, ScopeLimits(scope, scope_id, Limits()))
+    return found

@@ -1,0 +1,1 @@
+"""Usage events, pricing and the durable ledger."""

@@ -1,0 +1,91 @@
+"""The admin API's wire format (`/admin/v1/...`): organisations, projects, keys, limits.
+
+Shaped like OpenAI's own admin API where it has one (`organization.project`,
+`organization.project.api_key`, lists with `object: "list"`); times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from headrace.protocol.common import RequestModel, WireModel
+
+
+class LimitsBody(RequestModel):
+    """A scope's limits; null or absent: no limit of that kind. Positive integers only."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent_requests: int | None = None
+    tokens_per_day: int | None = None
+
+
+class CreateOrganization(RequestModel):
+    name: str
+
+
+class CreateProject(RequestModel):
+    org_id: str
+    name: str
+
+
+class CreateKey(RequestModel):
+    project_id: str
+    name: str
+    expires_at: int | None = None  # Unix seconds
+    allowed_models: list[str] | None = None
+    limits: LimitsBody | None = None
+
+
+class Organization(WireModel):
+    object: Literal["organization"] = "organization"
+    id: str
+    name: str
+    created_at: int
+
+
+class Project(WireModel):
+    object: Literal["organization.project"] = "organization.project"
+    id: str
+    org_id: str
+    name: str
+    created_at: int
+
+
+class ApiKey(WireModel):
+    object: Literal["organization.project.api_key"] = "organization.project.api_key"
+    id: str
+    name: str
+    project_id: str
+    redacted_value: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None = None
+    allowed_models: list[str] | None
+    value: str | None = None  # the secret: only in the response that created the key
+
+
+class Limits(WireModel):
+    object: Literal["limits"] = "limits"
+    scope: Literal["org", "project", "key"]
+    scope_id: str
+    model: str | None  # None: these limits apply to every model
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_concurrent_requests: int | None
+    tokens_per_day: int | None
+
+
+class OrganizationList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[Organization]
+
+
+class ProjectList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[Project]
+
+
+class ApiKeyList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ApiKey]

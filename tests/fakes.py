@@ -1,0 +1,77 @@
+"""A tiny stand-in engine: instant, deterministic, for tests about everything but the model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from headrace.config import ModelSettings, Settings
+from headrace.engine.interface import (
+    EngineError,
+    EngineStats,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    TextDelta,
+)
+from headrace.engine.structured import StructuredOutputs
+from headrace.engine.tokenizer import Tokenizer
+from headrace.routing.registry import ChatModel, ModelRegistry
+
+FAKE_MODEL = "headrace-tiny-chat"
+
+
+class FakeEngine:
+    """Answers every request with `reply_tokens` tokens (fewer if `max_tokens` is smaller).
+
+    `gate`, when set, holds every request after its first token until the test opens it;
+    `fail_after` makes every request fail after that many tokens.
+    """
+
+    def __init__(self, reply_tokens: int = 3, fail_after: int | None = None) -> None:
+        self.reply_tokens = reply_tokens
+        self.fail_after = fail_after
+        self.gate: asyncio.Event | None = None
+        self.aborted: list[str] = []
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        n = min(self.reply_tokens, request.params.max_tokens)
+        for i in range(n):
+            if self.fail_after is not None and i >= self.fail_after:
+                raise EngineError("fake engine failure")
+            yield TextDelta(text="x", token_ids=(100 + i,))
+            if self.gate is not None:
+                await self.gate.wait()
+        reason = "length" if n == request.params.max_tokens else "stop"
+        yield Finished(reason, len(request.prompt_token_ids), n)
+
+    def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+    def stats(self) -> EngineStats:
+        return EngineStats()
+
+    def close(self) -> None:
+        return None
+
+
+def fake_registry(engine: FakeEngine, **model: object) -> ModelRegistry:
+    """The bundled chat model's tokenizer and template in front of `engine`."""
+    settings = next(m for m in Settings().models if m.name == FAKE_MODEL)
+    settings = ModelSettings(**(settings.model_dump() | model))
+    path = settings.resolved_path()
+    tokenizer = Tokenizer(path)
+    vocab_size = int(json.loads((path / "config.json").read_text())["vocab_size"])
+    return ModelRegistry(
+        [
+            ChatModel(
+                settings=settings,
+                context_window=2048,
+                tokenizer=tokenizer,
+                engine=engine,
+                structured=StructuredOutputs(path, vocab_size, [tokenizer.eos_token_id]),
+                created=0,
+            )
+        ]
+    )
