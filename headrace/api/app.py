@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from headrace import __version__
+from headrace.admission.admin_auth import AdminAuthenticator
 from headrace.admission.auth import Authenticator
+from headrace.admission.limiter import build_limiter
 from headrace.admission.secrets import load_or_create_pepper
+from headrace.admission.worker_auth import StaticKeyAuthenticator
 from headrace.api.errors import install_error_handlers
 from headrace.api.middleware import ReceiveMiddleware
-from headrace.api.routes import chat, embeddings, health, models
+from headrace.api.routes import (
+    admin,
+    chat,
+    completions,
+    embeddings,
+    health,
+    models,
+    organization,
+    stats,
+    tokenize,
+)
 from headrace.api.state import AppState
 from headrace.config import Settings
+from headrace.metering.ledger import UsageLedger
 from headrace.routing.registry import ModelRegistry, load_registry
 from headrace.storage.database import Database
 
 
-def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
-    """An app serving `settings`; pass `registry` to reuse models already loaded."""
+def create_app(
+    settings: Settings,
+    registry: ModelRegistry | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    """An app serving `settings`; pass `registry` to reuse models already loaded, `clock`
+    to drive the rate limits' time in tests."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,19 +58,30 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         app.state.headrace = AppState(
             settings=settings,
             db=db,
-            auth=Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s),
+            auth=(
+                StaticKeyAuthenticator(settings.worker.api_key)
+                if settings.worker.enabled
+                else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s)
+            ),
             registry=served,
+            limiter=build_limiter(settings, db, clock=clock),
+            ledger=UsageLedger(db),
+            admin_auth=AdminAuthenticator(db, pepper),
         )
+        app.state.headrace.ledger.start()
         try:
             yield
         finally:
+            await app.state.headrace.limiter.close()
+            await app.state.headrace.ledger.close()
             if registry is None:
                 served.close()
             await db.close()
 
     app = FastAPI(title="Headrace", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (health, models, chat, embeddings):
+    routers = (health, stats, models, chat, completions, embeddings, tokenize, organization, admin)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(ReceiveMiddleware, max_body_bytes=settings.server.max_body_bytes)
     return app

@@ -6,9 +6,13 @@ several fields at once, and refuses by name every argument we cannot honour yet.
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from headrace.engine.interface import SamplingParams
+from headrace.engine.structured import CompiledGrammar, GrammarSpec, StructuredOutputs
 from headrace.engine.tokenizer import Tokenizer
 from headrace.errors import InvalidRequestError
 from headrace.protocol.chat import (
@@ -29,13 +33,8 @@ _BATCH_TIERS = {"flex"}
 def refuse_unsupported(body: ChatCompletionRequest) -> None:
     """400 naming the first argument this server cannot honour (never ignored silently)."""
     unsupported: dict[str, bool] = {
-        "tools": bool(body.tools),
-        "tool_choice": body.tool_choice not in (None, "none"),
-        "parallel_tool_calls": body.parallel_tool_calls is not None and bool(body.tools),
         "functions": body.functions is not None,
         "function_call": body.function_call is not None,
-        "response_format": body.response_format is not None
-        and body.response_format.get("type") != "text",
         "modalities": body.modalities is not None and body.modalities != ["text"],
         "audio": body.audio is not None,
         "prediction": body.prediction is not None,
@@ -116,8 +115,51 @@ def _text(msg: Message, index: int) -> str:
     return "".join(parts)
 
 
+def output_grammar(
+    body: ChatCompletionRequest, structured: StructuredOutputs
+) -> CompiledGrammar | None:
+    """`response_format` as a compiled grammar; a schema that cannot compile is a 400."""
+    fmt = body.response_format
+    if fmt is None:
+        return None
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        spec = GrammarSpec("json_object")
+    elif kind == "json_schema":
+        wrapper = fmt.get("json_schema")
+        if not isinstance(wrapper, dict) or not isinstance(wrapper.get("name"), str):
+            raise InvalidRequestError(
+                "response_format.json_schema must be an object with a 'name'.",
+                param="response_format.json_schema",
+            )
+        schema = wrapper.get("schema", {})
+        if not isinstance(schema, dict):
+            raise InvalidRequestError(
+                "response_format.json_schema.schema must be a JSON schema object.",
+                param="response_format.json_schema.schema",
+            )
+        spec = GrammarSpec("json_schema", json.dumps(schema))
+    else:
+        raise InvalidRequestError(
+            f"Invalid value for 'response_format.type': {kind!r}; expected 'text', "
+            "'json_object' or 'json_schema'.",
+            param="response_format.type",
+        )
+    try:
+        return structured.compile(spec)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), param="response_format") from exc
+
+
 def sampling_params(
-    body: ChatCompletionRequest, max_tokens: int, tokenizer: Tokenizer, *, choice: int
+    body: ChatCompletionRequest,
+    max_tokens: int,
+    tokenizer: Tokenizer,
+    *,
+    choice: int,
+    grammar: CompiledGrammar | None = None,
 ) -> SamplingParams:
     """The engine's parameters for choice `choice` of the request."""
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -134,13 +176,15 @@ def sampling_params(
         seed=seed,
         presence_penalty=body.presence_penalty or 0.0,
         frequency_penalty=body.frequency_penalty or 0.0,
-        logit_bias=_logit_bias(body.logit_bias, tokenizer.vocab_size),
+        logit_bias=logit_bias(body.logit_bias, tokenizer.vocab_size),
         stop=tuple(s for s in stop if s),
         logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        grammar=grammar,
     )
 
 
-def _logit_bias(bias: dict[str, float] | None, vocab_size: int) -> tuple[tuple[int, float], ...]:
+def logit_bias(bias: dict[str, float] | None, vocab_size: int) -> tuple[tuple[int, float], ...]:
+    """`logit_bias` keyed by token-id strings, checked against the vocabulary."""
     if not bias:
         return ()
     out = []
@@ -167,3 +211,89 @@ def priority(body: ChatCompletionRequest) -> int:
 
 def max_output_tokens(body: ChatCompletionRequest) -> int | None:
     return body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPlan:
+    """How a request's tools shape the prompt and the output."""
+
+    template_tools: list[dict[str, Any]] | None  # rendered into the prompt
+    grammar: CompiledGrammar | None  # set when a call is forced (required or named)
+    parse_calls: bool  # outputs are scanned for tool calls
+
+
+NO_TOOLS = ToolPlan(None, None, parse_calls=False)
+
+
+def tool_plan(body: ChatCompletionRequest, structured: StructuredOutputs) -> ToolPlan:
+    """Check `tools` / `tool_choice` / `parallel_tool_calls` and decide what they do."""
+    tools = body.tools or []
+    functions: dict[str, dict[str, Any]] = {}
+    for i, tool in enumerate(tools):
+        fn = tool.get("function")
+        if tool.get("type") != "function" or not isinstance(fn, dict):
+            raise InvalidRequestError(
+                "Only tools of type 'function' are supported.", param=f"tools[{i}].type"
+            )
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            raise InvalidRequestError(
+                "Function names are 1 to 64 letters, digits, '_' or '-'.",
+                param=f"tools[{i}].function.name",
+            )
+        if name in functions:
+            raise InvalidRequestError(
+                f"Duplicate function name {name!r}.", param=f"tools[{i}].function.name"
+            )
+        parameters = fn.get("parameters", {"type": "object"})
+        if not isinstance(parameters, dict):
+            raise InvalidRequestError(
+                "Function parameters must be a JSON schema object.",
+                param=f"tools[{i}].function.parameters",
+            )
+        functions[name] = parameters
+    choice = body.tool_choice if body.tool_choice is not None else "auto"
+    if choice == "none" or not functions:
+        if choice not in ("none", "auto"):
+            raise InvalidRequestError(
+                "'tool_choice' requires 'tools' to be given.", param="tool_choice"
+            )
+        return NO_TOOLS
+    forced = _forced_functions(choice, functions)
+    template_tools = [t for t in tools if t["function"]["name"] in functions]
+    if forced is None:
+        return ToolPlan(template_tools, None, parse_calls=True)
+    if body.response_format is not None and body.response_format.get("type") != "text":
+        raise InvalidRequestError(
+            "'response_format' cannot be combined with a forced 'tool_choice'.",
+            param="response_format",
+        )
+    parallel = body.parallel_tool_calls is not False and len(forced) > 1
+    spec = GrammarSpec.tool_call([(n, functions[n]) for n in forced], parallel=parallel)
+    try:
+        grammar = structured.compile(spec)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc), param="tools") from exc
+    return ToolPlan(template_tools, grammar, parse_calls=True)
+
+
+def _forced_functions(choice: str | dict[str, Any], functions: dict[str, Any]) -> list[str] | None:
+    if choice == "auto":
+        return None
+    if choice == "required":
+        return list(functions)
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        if name not in functions:
+            raise InvalidRequestError(
+                f"tool_choice names function {name!r}, which is not in 'tools'.",
+                param="tool_choice",
+            )
+        return [str(name)]
+    raise InvalidRequestError(
+        "'tool_choice' must be 'none', 'auto', 'required' or a named function.",
+        param="tool_choice",
+    )

@@ -1,4 +1,4 @@
-"""`headrace serve | keys | models | version`."""
+"""`headrace serve | keys | models | usage | version`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,44 @@ def serve(
     run_server(settings, console)
 
 
+@app.command()
+def worker(
+    model: Annotated[Path, typer.Option(help="Hugging Face checkpoint directory.")],
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8001,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    name: Annotated[str | None, typer.Option(help="Served model name (default: dir name).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="Static bearer key callers must send (default: none).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or float16.")] = "float32",
+    data_dir: Annotated[Path | None, typer.Option(help="State directory.")] = None,
+) -> None:
+    """Serve one engine over the OpenAI-compatible API plus /stats, for gateways."""
+    from headrace.cli.worker import run_worker, worker_settings
+
+    if not (model / "config.json").exists():
+        err_console.print(f"[red]{model} has no config.json: not a checkpoint directory[/red]")
+        raise typer.Exit(2)
+    from pydantic import ValidationError
+
+    try:
+        settings = worker_settings(
+            model,
+            name=name,
+            host=host,
+            port=port,
+            api_key=api_key,
+            device=device,
+            dtype=dtype,
+            data_dir=data_dir,
+        )
+    except ValidationError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    run_worker(settings, console)
+
+
 @keys_app.command("create")
 def keys_create(
     config: ConfigOption = None,
@@ -75,18 +113,32 @@ def keys_create(
     print_key_only: Annotated[
         bool, typer.Option("--print-key-only", help="Print only the secret key (for scripts).")
     ] = False,
+    rpm: Annotated[int | None, typer.Option(help="Requests per minute for this key.")] = None,
+    tpm: Annotated[int | None, typer.Option(help="Tokens per minute (in + out).")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
+    tpd: Annotated[int | None, typer.Option(help="Tokens per day (in + out).")] = None,
 ) -> None:
-    """Create an API key; the secret is shown once."""
+    """Create an API key, optionally with its own limits; the secret is shown once."""
+    from headrace.admission.limits import Limits
+    from headrace.errors import InvalidRequestError
+
     settings = _settings(config)
 
     async def create() -> key_service.CreatedKey:
         db, pepper = await _prepared_db(settings)
         try:
-            return await key_service.create_key(db, pepper, project=project, name=name)
+            limits = Limits(rpm, tpm, max_concurrent, tpd)
+            return await key_service.create_key(
+                db, pepper, project=project, name=name, limits=limits
+            )
         finally:
             await db.close()
 
-    created = asyncio.run(create())
+    try:
+        created = asyncio.run(create())
+    except InvalidRequestError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
     if print_key_only:
         print(created.secret)
         return
@@ -140,6 +192,26 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
         err_console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from exc
     console.print(f"revoked {key_id}")
+
+
+@app.command()
+def usage(
+    config: ConfigOption = None,
+    days: Annotated[int, typer.Option(min=1, max=31, help="How far back to look.")] = 7,
+    bucket: Annotated[str, typer.Option(help="Bucket width: 1d or 1h.")] = "1d",
+    group_by: Annotated[
+        list[str] | None, typer.Option(help="Split rows by model, project or key (repeatable).")
+    ] = None,
+) -> None:
+    """Show token usage and cost from the usage ledger."""
+    from headrace.cli.usage import GROUPS, show_usage
+
+    groups = group_by or []
+    bad = [g for g in groups if g not in GROUPS] + ([bucket] if bucket not in ("1d", "1h") else [])
+    if bad:
+        err_console.print(f"[red]unknown value(s): {', '.join(bad)}[/red]")
+        raise typer.Exit(2)
+    show_usage(_settings(config), console, days=days, bucket=bucket, group_by=groups)
 
 
 @models_app.command("list")

@@ -29,7 +29,7 @@ async def _first_start(settings: Settings) -> FirstStart | None:
         await db.close()
 
 
-def _load_models(models: list[ModelSettings], console: Console) -> ModelRegistry:
+def load_models_with_progress(models: list[ModelSettings], console: Console) -> ModelRegistry:
     loaded = []
     with Progress(
         SpinnerColumn(),
@@ -48,9 +48,7 @@ def _load_models(models: list[ModelSettings], console: Console) -> ModelRegistry
 
 
 def _banner(settings: Settings, registry: ModelRegistry, first: FirstStart | None) -> str:
-    url = settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
-    chat = next((m.settings.name for m in registry.all() if m.settings.kind == "chat"), "")
-    key = first.api_key.secret if first else "$HEADRACE_API_KEY"
+    url = _url(settings)
     lines = [
         f"[bold green]Headrace is serving at {url}/v1[/bold green]",
         "models: " + ", ".join(m.settings.name for m in registry.all()),
@@ -64,29 +62,39 @@ def _banner(settings: Settings, registry: ModelRegistry, first: FirstStart | Non
         ]
     else:
         lines += ["", "Create a key with: .venv/bin/headrace keys create"]
-    lines += [
-        "",
-        "[bold]curl[/bold]",
-        f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
-        "  -H 'Content-Type: application/json' \\",
-        f'  -d \'{{"model": "{chat}", '
-        '"messages": [{"role": "user", "content": "What is 2 + 3?"}]}\'',
-        "",
-        "[bold]python (openai SDK)[/bold]",
-        "from openai import OpenAI",
-        f'client = OpenAI(base_url="{url}/v1", api_key="{key}")',
-        f'r = client.chat.completions.create(model="{chat}",',
-        '    messages=[{"role": "user", "content": "What is the capital of France?"}])',
-        "print(r.choices[0].message.content)",
-    ]
     return "\n".join(lines)
 
 
-def run_server(settings: Settings, console: Console) -> None:
-    configure_logging(settings.log_level, settings.log_format)
-    first = asyncio.run(_first_start(settings))
-    registry = _load_models(settings.models, console)
-    console.print(Panel(_banner(settings, registry, first), title="headrace", expand=False))
+def _snippets(settings: Settings, registry: ModelRegistry, first: FirstStart | None) -> str:
+    """Plain text, never wrapped, so that it pastes as it is."""
+    url = _url(settings)
+    chat = next((m.settings.name for m in registry.all() if m.settings.kind == "chat"), "")
+    key = first.api_key.secret if first else "$HEADRACE_API_KEY"
+    body = f'{{"model": "{chat}", "messages": [{{"role": "user", "content": "What is 2 + 3?"}}]}}'
+    return "\n".join(
+        [
+            "# curl",
+            f"curl {url}/v1/chat/completions -H 'Authorization: Bearer {key}' \\",
+            f"  -H 'Content-Type: application/json' -d '{body}'",
+            "",
+            "# python (pip install openai)",
+            "from openai import OpenAI",
+            f'client = OpenAI(base_url="{url}/v1", api_key="{key}")',
+            "r = client.chat.completions.create(",
+            f'    model="{chat}",',
+            '    messages=[{"role": "user", "content": "What is the capital of France?"}],',
+            ")",
+            "print(r.choices[0].message.content)",
+        ]
+    )
+
+
+def _url(settings: Settings) -> str:
+    return settings.server.public_url or f"http://{settings.server.host}:{settings.server.port}"
+
+
+def serve_app(settings: Settings, registry: ModelRegistry) -> None:
+    """Run the app on uvicorn (uvloop, httptools) until interrupted."""
     config = uvicorn.Config(
         create_app(settings, registry),
         host=settings.server.host,
@@ -100,3 +108,12 @@ def run_server(settings: Settings, console: Console) -> None:
         uvicorn.Server(config).run()
     finally:
         registry.close()
+
+
+def run_server(settings: Settings, console: Console) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    first = asyncio.run(_first_start(settings))
+    registry = load_models_with_progress(settings.models, console)
+    console.print(Panel(_banner(settings, registry, first), title="headrace", expand=False))
+    print(_snippets(settings, registry, first), flush=True)
+    serve_app(settings, registry)

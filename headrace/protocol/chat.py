@@ -198,16 +198,34 @@ class ChatCompletion(WireModel):
     service_tier: str | None = None
 
 
-class Delta(WireModel):
-    """A stream fragment: only the fields it carries are sent, as OpenAI does."""
-
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    refusal: str | None = None
+class _Sparse(WireModel):
+    """Stream fragments carry only the fields they have, as OpenAI sends them."""
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class FunctionDelta(_Sparse):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(_Sparse):
+    """The first fragment of a call has its id, type and name; later ones append to
+    `function.arguments`."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: FunctionDelta
+
+
+class Delta(_Sparse):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChunkChoice(WireModel):

@@ -185,7 +185,6 @@ def test_embedding_model_cannot_chat(client: openai.OpenAI) -> None:
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"max_tokens": 100_000}, "messages"),
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         (
             {
@@ -214,3 +213,40 @@ def test_context_length_exceeded(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": long}])
     assert info.value.code == "context_length_exceeded"
+
+
+def test_response_format_json_schema_is_enforced(client: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "integer"}, "sure": {"type": "boolean"}},
+        "required": ["answer", "sure"],
+        "additionalProperties": False,
+    }
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is 2 + 3? Answer in JSON."}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "sum", "schema": schema, "strict": True},
+        },
+        max_tokens=60,
+    )
+    import json
+
+    value = json.loads(r.choices[0].message.content or "")
+    assert set(value) == {"answer", "sure"}
+    assert isinstance(value["answer"], int)
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 12}}},
+        {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+        {"type": "yaml"},
+    ],
+)
+def test_bad_response_format_is_400(client: openai.OpenAI, fmt: dict[str, object]) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model=MODEL, messages=ASK, response_format=fmt)  # type: ignore[arg-type]
+    assert (info.value.param or "").startswith("response_format")

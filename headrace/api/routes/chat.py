@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
+from headrace.admission.auth import Principal
 from headrace.api import sse
+from headrace.api.accounting import AccountedStream, accounted, once, settled
 from headrace.api.chat_request import (
     max_output_tokens,
+    output_grammar,
     priority,
     refuse_unsupported,
     sampling_params,
     template_messages,
+    tool_plan,
 )
+from headrace.api.generation import merged_events
 from headrace.api.responses import json_response
 from headrace.api.state import Caller, State
+from headrace.config import ModelSettings
 from headrace.context.prompt import build_chat_prompt
+from headrace.context.tool_calls import ParsedToolCall, ToolCallStream, parse_tool_calls
 from headrace.engine.interface import (
     Engine,
     Finished,
-    GenerationEvent,
     GenerationRequest,
+    TextDelta,
     TokenLogprob,
 )
 from headrace.engine.tokenizer import Tokenizer
+from headrace.metering.usage import Prices, Status, UsageEvent, usage_event
 from headrace.protocol.chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -38,7 +45,11 @@ from headrace.protocol.chat import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
+    FunctionCall,
+    FunctionDelta,
     ResponseMessage,
+    ToolCall,
+    ToolCallDelta,
     TopLogprob,
 )
 from headrace.protocol.chat import (
@@ -55,65 +66,58 @@ async def create_chat_completion(
 ) -> Response:
     # Receive, authenticate and validate ran before this line (middleware, Caller, pydantic).
     refuse_unsupported(body)
+    caller.check_model(body.model)
     model = state.registry.chat(body.model)
+    tools = tool_plan(body, model.structured)
     prompt = build_chat_prompt(
         model.tokenizer,
         template_messages(body.messages),
         context_window=model.context_window,
         max_tokens=max_output_tokens(body),
         default_max_tokens=model.settings.default_max_tokens,
+        tools=tools.template_tools,
     )
+    grammar = tools.grammar or output_grammar(body, model.structured)
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     requests = [
         GenerationRequest(
             request_id=f"{completion_id}-{i}",
             prompt_token_ids=prompt.token_ids,
-            params=sampling_params(body, prompt.max_tokens, model.tokenizer, choice=i),
+            params=sampling_params(
+                body, prompt.max_tokens, model.tokenizer, choice=i, grammar=grammar
+            ),
             priority=priority(body),
             tenant=caller.project_id,
         )
         for i in range(body.n or 1)
     ]
+    # Admit once the prompt is built: the token reservation needs its length.
+    admission = await state.limiter.admit(
+        caller, model=body.model, tokens=len(prompt.token_ids) + prompt.max_tokens * len(requests)
+    )
     run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body)
-    headers = {"openai-model": body.model}
+    run.parse_calls = tools.parse_calls
+    run.prompt_tokens = len(prompt.token_ids)
+    headers = {"openai-model": body.model} | admission.headers
+
+    @once
+    def account(status: Status) -> None:
+        admission.release(run.used_tokens)
+        if run.engaged:  # usage is work done: a stream dropped before it began has none
+            state.ledger.record(run.usage(caller, model.settings, status))
+
     if body.stream:
-        return StreamingResponse(
-            run.stream(model.engine, requests),
+        return AccountedStream(
+            sse.guarded(
+                settled(run.stream(model.engine, requests), account),
+                heartbeat_s=state.settings.server.sse_heartbeat_s,
+            ),
+            account,
             media_type=sse.MEDIA_TYPE,
             headers=sse.HEADERS | headers,
         )
-    return json_response(await run.complete(model.engine, requests), headers=headers)
-
-
-async def _merged(
-    engine: Engine, requests: list[GenerationRequest]
-) -> AsyncIterator[tuple[int, GenerationEvent]]:
-    """Events of all choices as they come, tagged with the choice index."""
-    if len(requests) == 1:
-        async for ev in engine.generate(requests[0]):
-            yield 0, ev
-        return
-    queue: asyncio.Queue[tuple[int, GenerationEvent] | BaseException] = asyncio.Queue()
-
-    async def pump(index: int, request: GenerationRequest) -> None:
-        try:
-            async for ev in engine.generate(request):
-                await queue.put((index, ev))
-        except Exception as exc:
-            await queue.put(exc)
-
-    tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(requests)]
-    remaining = len(requests)
-    try:
-        while remaining:
-            item = await queue.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            remaining -= isinstance(item[1], Finished)
-    finally:
-        for task in tasks:
-            task.cancel()
+    completion = await accounted(run.complete(model.engine, requests), account)
+    return json_response(completion, headers=headers)
 
 
 @dataclass(slots=True)
@@ -122,6 +126,7 @@ class _ChoiceState:
     logprobs: list[WireTokenLogprob] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     completion_tokens: int = 0
+    calls: ToolCallStream = field(default_factory=ToolCallStream)
 
 
 @dataclass(slots=True)
@@ -135,14 +140,24 @@ class _Run:
     body: ChatCompletionRequest
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    generated_tokens: int = 0  # counted as they stream, so a cut-short run is still measured
+    engaged: bool = False  # the engine has the request: from here on there is usage
+    started: float = field(default_factory=time.perf_counter)
+    parse_calls: bool = False  # tools were offered: outputs may hold tool calls
+
+    @property
+    def used_tokens(self) -> int:
+        return self.prompt_tokens + self.generated_tokens
 
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> ChatCompletion:
         choices = [_ChoiceState() for _ in requests]
-        async for index, ev in _merged(engine, requests):
+        self.engaged = True
+        async for index, ev in merged_events(engine, requests):
             state = choices[index]
             if isinstance(ev, Finished):
                 self._finish(state, ev)
             else:
+                self._count(state, ev)
                 state.text.append(ev.text)
                 state.logprobs.extend(self._wire_logprobs(ev.logprobs))
         return ChatCompletion(
@@ -152,7 +167,7 @@ class _Run:
             choices=[
                 Choice(
                     index=i,
-                    message=ResponseMessage(content="".join(c.text)),
+                    message=self._message(c),
                     finish_reason=c.finish_reason,
                     logprobs=ChoiceLogprobs(content=c.logprobs) if self.body.logprobs else None,
                 )
@@ -170,19 +185,32 @@ class _Run:
             yield sse.event(
                 self._chunk(ChunkChoice(index=i, delta=Delta(role="assistant", content="")))
             )
-        async for index, ev in _merged(engine, requests):
+        self.engaged = True
+        async for index, ev in merged_events(engine, requests):
+            state = choices[index]
             if isinstance(ev, Finished):
-                self._finish(choices[index], ev)
-                choice = ChunkChoice(
-                    index=index, delta=Delta(), finish_reason=choices[index].finish_reason
-                )
-            else:
-                logprobs = self._wire_logprobs(ev.logprobs)
-                choice = ChunkChoice(
-                    index=index,
-                    delta=Delta(content=ev.text),
-                    logprobs=ChoiceLogprobs(content=logprobs) if self.body.logprobs else None,
-                )
+                self._finish(state, ev)
+                for delta in self._tool_deltas(state, state.calls.flush(), []):
+                    yield sse.event(self._chunk(ChunkChoice(index=index, delta=delta)))
+                choice = ChunkChoice(index=index, delta=Delta(), finish_reason=state.finish_reason)
+                yield sse.event(self._chunk(choice))
+                continue
+            self._count(state, ev)
+            if not ev.text and not ev.logprobs:
+                continue  # a token whose text is still held back: nothing to send yet
+            logprobs = self._wire_logprobs(ev.logprobs)
+            text = ev.text
+            if self.parse_calls:
+                text, calls = state.calls.push(ev.text)
+                for delta in self._tool_deltas(state, "", calls):
+                    yield sse.event(self._chunk(ChunkChoice(index=index, delta=delta)))
+                if not text and not self.body.logprobs:
+                    continue
+            choice = ChunkChoice(
+                index=index,
+                delta=Delta(content=text),
+                logprobs=ChoiceLogprobs(content=logprobs) if self.body.logprobs else None,
+            )
             yield sse.event(self._chunk(choice))
         if self.body.stream_options and self.body.stream_options.include_usage:
             yield sse.event(self._chunk(None, usage=self._usage(choices)))
@@ -198,8 +226,78 @@ class _Run:
             service_tier=self._service_tier(),
         )
 
+    def usage(self, caller: Principal, model: ModelSettings, status: Status) -> UsageEvent:
+        """The ledger's record of this run, however far it got."""
+        return usage_event(
+            request_id=self.id,
+            created_at=self.created,
+            org_id=caller.org_id,
+            project_id=caller.project_id,
+            api_key_id=caller.key_id,
+            model=self.model,
+            input_tokens=self.prompt_tokens,
+            cached_tokens=self.cached_tokens,
+            output_tokens=self.generated_tokens,
+            latency_s=time.perf_counter() - self.started,
+            prices=Prices(model.input_price_per_1m, model.output_price_per_1m),
+            status=status,
+        )
+
+    def _count(self, state: _ChoiceState, ev: TextDelta) -> None:
+        state.completion_tokens += len(ev.token_ids)
+        self.generated_tokens += len(ev.token_ids)
+
+    def _message(self, state: _ChoiceState) -> ResponseMessage:
+        text = "".join(state.text)
+        if not self.parse_calls:
+            return ResponseMessage(content=text)
+        content, calls = parse_tool_calls(text)
+        if calls and state.finish_reason == "stop":
+            state.finish_reason = "tool_calls"
+        return ResponseMessage(
+            content=content if content.strip() or not calls else None,
+            tool_calls=[
+                ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
+                for c in calls
+            ]
+            or None,
+        )
+
+    def _tool_deltas(
+        self, state: _ChoiceState, tail: str, calls: list[ParsedToolCall]
+    ) -> list[Delta]:
+        """Stream fragments for finished calls (header, then arguments, as OpenAI sends
+        them) and any trailing content."""
+        deltas = [Delta(content=tail)] if tail else []
+        for call in calls:
+            index = len(state.calls.calls) - len(calls) + calls.index(call)
+            deltas.append(
+                Delta(
+                    tool_calls=[
+                        ToolCallDelta(
+                            index=index,
+                            id=call.id,
+                            type="function",
+                            function=FunctionDelta(name=call.name, arguments=""),
+                        )
+                    ]
+                )
+            )
+            deltas.append(
+                Delta(
+                    tool_calls=[
+                        ToolCallDelta(index=index, function=FunctionDelta(arguments=call.arguments))
+                    ]
+                )
+            )
+        return deltas
+
     def _finish(self, state: _ChoiceState, ev: Finished) -> None:
         state.finish_reason = "length" if ev.finish_reason == "length" else "stop"
+        if state.calls.calls and ev.finish_reason == "stop":
+            state.finish_reason = "tool_calls"
+        # The engine's count is the truth: held-back stop-string tokens never streamed.
+        self.generated_tokens += ev.completion_tokens - state.completion_tokens
         state.completion_tokens = ev.completion_tokens
         self.prompt_tokens = ev.prompt_tokens
         self.cached_tokens = max(self.cached_tokens, ev.cached_tokens)

@@ -1,0 +1,310 @@
+"""`/v1/completions`: legacy text completion, served by the same engines as chat."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from headrace.admission.auth import Principal
+from headrace.api import sse
+from headrace.api.accounting import AccountedStream, accounted, once, settled
+from headrace.api.chat_request import MAX_STOP_SEQUENCES, logit_bias
+from headrace.api.generation import merged_events
+from headrace.api.responses import json_response
+from headrace.api.state import Caller, State
+from headrace.config import ModelSettings
+from headrace.context.prompt import fit_output_budget
+from headrace.engine.interface import (
+    Engine,
+    Finished,
+    GenerationRequest,
+    SamplingParams,
+    TextDelta,
+    TokenLogprob,
+)
+from headrace.engine.tokenizer import Tokenizer
+from headrace.errors import InvalidRequestError
+from headrace.metering.usage import Prices, Status, UsageEvent, usage_event
+from headrace.protocol.common import FinishReason, Usage
+from headrace.protocol.completions import (
+    Completion,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+)
+
+router = APIRouter(tags=["completions"])
+
+
+@router.post("/v1/completions", response_model=None)
+async def create_completion(body: CompletionRequest, state: State, caller: Caller) -> Response:
+    _refuse_unsupported(body)
+    caller.check_model(body.model)
+    model = state.registry.chat(body.model)
+    prompts = _prompts(body.prompt, model.tokenizer)
+    n = body.n or 1
+    completion_id = f"cmpl-{secrets.token_hex(12)}"
+    requests: list[GenerationRequest] = []
+    for p, ids in enumerate(prompts):
+        budget = fit_output_budget(
+            len(ids), model.context_window, body.max_tokens, model.settings.default_max_tokens
+        )
+        for i in range(n):
+            requests.append(
+                GenerationRequest(
+                    request_id=f"{completion_id}-{p}-{i}",
+                    prompt_token_ids=ids,
+                    params=_params(body, budget, model.tokenizer, choice=p * n + i),
+                    tenant=caller.project_id,
+                )
+            )
+    reserved = sum(len(r.prompt_token_ids) + r.params.max_tokens for r in requests)
+    admission = await state.limiter.admit(caller, model=body.model, tokens=reserved)
+    echoes = [model.tokenizer.decode(list(ids)) if body.echo else "" for ids in prompts]
+    run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body, echoes, n)
+    run.prompt_tokens = sum(len(ids) for ids in prompts)
+    headers = {"openai-model": body.model} | admission.headers
+
+    @once
+    def account(status: Status) -> None:
+        admission.release(run.prompt_tokens + run.generated_tokens)
+        if run.engaged:
+            state.ledger.record(run.usage(caller, model.settings, status))
+
+    if body.stream:
+        return AccountedStream(
+            sse.guarded(
+                settled(run.stream(model.engine, requests), account),
+                heartbeat_s=state.settings.server.sse_heartbeat_s,
+            ),
+            account,
+            media_type=sse.MEDIA_TYPE,
+            headers=sse.HEADERS | headers,
+        )
+    completion = await accounted(run.complete(model.engine, requests), account)
+    return json_response(completion, headers=headers)
+
+
+def _refuse_unsupported(body: CompletionRequest) -> None:
+    if body.suffix:
+        raise InvalidRequestError(
+            "Unsupported parameter: 'suffix' is not supported with this model.",
+            param="suffix",
+            code="unsupported_parameter",
+        )
+    if body.best_of is not None and body.best_of != (body.n or 1):
+        raise InvalidRequestError(
+            "Unsupported parameter: 'best_of' other than n is not supported.",
+            param="best_of",
+            code="unsupported_parameter",
+        )
+    if body.echo and body.logprobs is not None:
+        raise InvalidRequestError(
+            "'echo' together with 'logprobs' is not supported: prompt logprobs are not computed.",
+            param="echo",
+            code="unsupported_parameter",
+        )
+
+
+def _prompts(
+    prompt: str | list[str] | list[int] | list[list[int]], tokenizer: Tokenizer
+) -> list[tuple[int, ...]]:
+    if isinstance(prompt, str):
+        items: list[str | list[int]] = [prompt]
+    elif prompt and all(isinstance(t, int) for t in prompt):
+        items = [[t for t in prompt if isinstance(t, int)]]
+    else:
+        items = [p for p in prompt if isinstance(p, str | list)]
+    if not items:
+        raise InvalidRequestError("'prompt' must not be empty.", param="prompt")
+    out = []
+    for i, item in enumerate(items):
+        ids = tuple(tokenizer.encode(item)) if isinstance(item, str) else tuple(item)
+        if not ids:
+            raise InvalidRequestError(f"'prompt[{i}]' must not be empty.", param="prompt")
+        if min(ids) < 0 or max(ids) >= tokenizer.vocab_size:
+            raise InvalidRequestError(
+                f"'prompt[{i}]' has token ids outside the vocabulary.", param="prompt"
+            )
+        out.append(ids)
+    return out
+
+
+def _params(
+    body: CompletionRequest, budget: int, tokenizer: Tokenizer, *, choice: int
+) -> SamplingParams:
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stop) > MAX_STOP_SEQUENCES:
+        raise InvalidRequestError(
+            f"At most {MAX_STOP_SEQUENCES} stop sequences are allowed.", param="stop"
+        )
+    return SamplingParams(
+        max_tokens=budget,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        seed=None if body.seed is None else body.seed + choice,
+        presence_penalty=body.presence_penalty or 0.0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        logit_bias=logit_bias(body.logit_bias, tokenizer.vocab_size),
+        stop=tuple(s for s in stop if s),
+        logprobs=body.logprobs,
+    )
+
+
+@dataclass(slots=True)
+class _Choice:
+    text: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    token_logprobs: list[float | None] = field(default_factory=list)
+    top_logprobs: list[dict[str, float]] = field(default_factory=list)
+    finish_reason: FinishReason = "stop"
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+
+
+@dataclass(slots=True)
+class _Run:
+    id: str
+    model: str
+    created: int
+    tokenizer: Tokenizer
+    body: CompletionRequest
+    echoes: list[str]
+    n: int
+    prompt_tokens: int = 0
+    generated_tokens: int = 0  # counted as they stream, so a cut-short run is still measured
+    engaged: bool = False  # the engine has the request: from here on there is usage
+    started: float = field(default_factory=time.perf_counter)
+
+    def usage(self, caller: Principal, model: ModelSettings, status: Status) -> UsageEvent:
+        """The ledger's record of this run, however far it got."""
+        return usage_event(
+            request_id=self.id,
+            created_at=self.created,
+            org_id=caller.org_id,
+            project_id=caller.project_id,
+            api_key_id=caller.key_id,
+            model=self.model,
+            input_tokens=self.prompt_tokens,
+            cached_tokens=0,
+            output_tokens=self.generated_tokens,
+            latency_s=time.perf_counter() - self.started,
+            prices=Prices(model.input_price_per_1m, model.output_price_per_1m),
+            status=status,
+        )
+
+    async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> Completion:
+        choices = [_Choice() for _ in requests]
+        self.engaged = True
+        async for index, ev in merged_events(engine, requests):
+            c = choices[index]
+            if isinstance(ev, Finished):
+                self._finish(c, ev)
+            else:
+                self._count(c, ev)
+                c.text.append(ev.text)
+                self._add_logprobs(c, ev.logprobs)
+        return Completion(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=[
+                CompletionChoice(
+                    text=self.echoes[i // self.n] + "".join(c.text),
+                    index=i,
+                    logprobs=self._logprobs(c),
+                    finish_reason=c.finish_reason,
+                )
+                for i, c in enumerate(choices)
+            ],
+            usage=self._usage(choices),
+        )
+
+    async def stream(
+        self, engine: Engine, requests: list[GenerationRequest]
+    ) -> AsyncIterator[bytes]:
+        choices = [_Choice() for _ in requests]
+        self.engaged = True
+        for i in range(len(requests)):
+            if self.echoes[i // self.n]:
+                yield sse.event(
+                    self._chunk(
+                        CompletionChoice(text=self.echoes[i // self.n], index=i, finish_reason=None)
+                    )
+                )
+        async for index, ev in merged_events(engine, requests):
+            c = choices[index]
+            if isinstance(ev, Finished):
+                self._finish(c, ev)
+                choice = CompletionChoice(text="", index=index, finish_reason=c.finish_reason)
+            else:
+                self._count(c, ev)
+                if not ev.text and not ev.logprobs:
+                    continue  # a token whose text is still held back: nothing to send yet
+                start = len(c.tokens)
+                self._add_logprobs(c, ev.logprobs)
+                choice = CompletionChoice(
+                    text=ev.text,
+                    index=index,
+                    logprobs=self._logprobs(c, start),
+                    finish_reason=None,
+                )
+            yield sse.event(self._chunk(choice))
+        if self.body.stream_options and self.body.stream_options.include_usage:
+            yield sse.event(
+                Completion(
+                    id=self.id,
+                    created=self.created,
+                    model=self.model,
+                    choices=[],
+                    usage=self._usage(choices),
+                )
+            )
+        yield sse.DONE
+
+    def _chunk(self, choice: CompletionChoice) -> Completion:
+        return Completion(id=self.id, created=self.created, model=self.model, choices=[choice])
+
+    def _count(self, c: _Choice, ev: TextDelta) -> None:
+        c.completion_tokens += len(ev.token_ids)
+        self.generated_tokens += len(ev.token_ids)
+
+    def _finish(self, c: _Choice, ev: Finished) -> None:
+        c.finish_reason = "length" if ev.finish_reason == "length" else "stop"
+        # The engine's count is the truth: held-back stop-string tokens never streamed.
+        self.generated_tokens += ev.completion_tokens - c.completion_tokens
+        c.completion_tokens = ev.completion_tokens
+        c.prompt_tokens = ev.prompt_tokens
+
+    def _usage(self, choices: list[_Choice]) -> Usage:
+        # Each prompt counts once, however many choices it has.
+        prompt = sum(c.prompt_tokens for c in choices[:: self.n])
+        completion = sum(c.completion_tokens for c in choices)
+        return Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
+
+    def _add_logprobs(self, c: _Choice, logprobs: tuple[TokenLogprob, ...]) -> None:
+        for lp in logprobs:
+            c.tokens.append(self.tokenizer.token_text(lp.token_id))
+            c.token_logprobs.append(lp.logprob)
+            c.top_logprobs.append({self.tokenizer.token_text(t): v for t, v in lp.top})
+
+    def _logprobs(self, c: _Choice, start: int = 0) -> CompletionLogprobs | None:
+        if self.body.logprobs is None:
+            return None
+        offsets, position = [], sum(len(t) for t in c.tokens[:start])
+        for token in c.tokens[start:]:
+            offsets.append(position)
+            position += len(token)
+        return CompletionLogprobs(
+            tokens=c.tokens[start:],
+            token_logprobs=c.token_logprobs[start:],
+            top_logprobs=c.top_logprobs[start:],
+            text_offset=offsets,
+        )
