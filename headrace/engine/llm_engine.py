@@ -36,7 +36,9 @@ from headrace.engine.scheduler import Scheduler
 from headrace.engine.sequence import Sequence
 from headrace.engine.structured import StructuredOutputs
 from headrace.engine.tokenizer import Tokenizer
+from headrace.observability.logging import get_logger
 
+log = get_logger("headrace.engine")
 Deliver = Callable[[GenerationEvent | BaseException], None]
 
 
@@ -208,7 +210,11 @@ class LLMEngine:
                     assert isinstance(payload, str)
                     self._abort(payload)
             if self.scheduler.has_work():
-                self._step()
+                try:
+                    self._step()
+                except Exception as exc:  # a bug must fail requests, not hang them forever
+                    log.exception("engine_step_failed")
+                    self._fail([a.seq for a in list(self._active.values())], exc)
 
     def _add(self, active: _Active) -> None:
         try:

@@ -168,3 +168,25 @@ async def test_preemption_by_recompute_changes_no_output() -> None:
         assert small.blocks.num_free == len(small.blocks.blocks)
     finally:
         small.close()
+
+
+async def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(
+    engine: LLMEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headrace.engine.interface import EngineError
+
+    real_run = engine.runner.run
+    calls = {"n": 0}
+
+    def flaky_run(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated device failure")
+        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.runner, "run", flaky_run)
+    with pytest.raises(EngineError, match="simulated"):
+        await run(engine, "doomed", prompt(QUESTIONS[0]))
+    tokens, _, finished = await run(engine, "fine", prompt(QUESTIONS[0]), max_tokens=4)
+    assert finished.completion_tokens == len(tokens) > 0
+    assert engine.blocks.num_free == len(engine.blocks.blocks)
