@@ -20,8 +20,8 @@ import torch
 
 from headrace.engine.block_manager import BlockManager
 from headrace.engine.detokenizer import IncrementalDetokenizer
+from headrace.engine.events import EventQueue, relay
 from headrace.engine.interface import (
-    EngineError,
     EngineStats,
     Finished,
     FinishReason,
@@ -102,20 +102,11 @@ class LLMEngine:
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         self._check(request)
+        events: EventQueue = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[GenerationEvent | BaseException] = asyncio.Queue()
         self._inbox.put(("add", self._activate(request, loop, events.put_nowait)))
-        finished = False
-        try:
-            while not finished:
-                event = await events.get()
-                if isinstance(event, BaseException):
-                    raise EngineError(str(event)) from event
-                finished = isinstance(event, Finished)
-                yield event
-        finally:
-            if not finished:  # the consumer went away: free its blocks at the next step
-                self.abort(request.request_id)
+        async for event in relay(events, lambda: self.abort(request.request_id)):
+            yield event
 
     def abort(self, request_id: str) -> None:
         self._inbox.put(("abort", request_id))

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from headrace.engine.detokenizer import IncrementalDetokenizer
+from headrace.engine.events import EventQueue, relay
 from headrace.engine.interface import (
-    EngineError,
     EngineStats,
     Finished,
     FinishReason,
@@ -71,23 +71,14 @@ class ReferenceEngine:
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[GenerationEvent | BaseException] = asyncio.Queue()
+        events: EventQueue = asyncio.Queue()
 
         def emit(event: GenerationEvent | BaseException) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
         self._jobs.put(_Job(request, emit))
-        finished = False
-        try:
-            while not finished:
-                event = await events.get()
-                if isinstance(event, BaseException):
-                    raise EngineError(str(event)) from event
-                finished = isinstance(event, Finished)
-                yield event
-        finally:
-            if not finished:  # the consumer went away: stop spending compute on it
-                self.abort(request.request_id)
+        async for event in relay(events, lambda: self.abort(request.request_id)):
+            yield event
 
     def abort(self, request_id: str) -> None:
         with self._lock:

@@ -190,3 +190,18 @@ async def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(
     tokens, _, finished = await run(engine, "fine", prompt(QUESTIONS[0]), max_tokens=4)
     assert finished.completion_tokens == len(tokens) > 0
     assert engine.blocks.num_free == len(engine.blocks.blocks)
+
+
+async def test_reference_engine_gives_the_same_greedy_output(engine: LLMEngine) -> None:
+    from headrace.engine.reference import ReferenceEngine
+
+    reference = ReferenceEngine(MODEL_DIR, TOKENIZER, engine.structured)
+    try:
+        ids = prompt(QUESTIONS[3])
+        ours = await run(engine, "ours", ids, max_tokens=16)
+        theirs = await run(reference, "ref", ids, max_tokens=16)  # type: ignore[arg-type]
+        assert theirs[0] == ours[0]
+        assert theirs[1] == ours[1]
+        assert theirs[2].finish_reason == ours[2].finish_reason
+    finally:
+        reference.close()
