@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +81,39 @@ class LimitSettings(BaseModel):
     redis_timeout_s: float = Field(default=0.5, gt=0)
 
 
+class IdempotencySettings(BaseModel):
+    """`Idempotency-Key` on the generation POSTs: how long a key replays, how long it locks."""
+
+    enabled: bool = True
+    # A completed response replays for this long after it was stored.
+    ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    # A claim held by a request that never finished (a crashed replica) frees itself.
+    lock_ttl_s: float = Field(default=900.0, gt=0)
+    # A duplicate waits this long for its twin to finish, then gets 409.
+    wait_s: float = Field(default=600.0, gt=0)
+    # Larger responses are not stored: a retry runs again.
+    max_response_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # In process only (no Redis): entries kept, the oldest dropped first.
+    max_entries: int = Field(default=10_000, gt=0)
+
+
+class MetricsSettings(BaseModel):
+    """Prometheus `/metrics` (several workers: set `PROMETHEUS_MULTIPROC_DIR`)."""
+
+    enabled: bool = True
+    # Projects beyond this many share the `other` label on the cost metric (per process).
+    max_projects: int = Field(default=100, ge=0)
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, one per request; off unless an exporter is chosen."""
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    # OTLP over HTTP; unset: the exporter's default or `OTEL_EXPORTER_OTLP_*` variables.
+    otlp_endpoint: str | None = None
+    service_name: str = "headrace"
+
+
 def _default_models() -> list[ModelSettings]:
     return [
         ModelSettings(name="headrace-tiny-chat", kind="chat", path="headrace-tiny-chat"),
@@ -107,6 +141,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".headrace")
     database_url: str | None = None  # default: SQLite in the data dir
     redis_url: str | None = None
+    # Names this gateway's in-flight usage rows, so that on restart it closes the ones its
+    # previous run left open: stable across restarts, unique among live replicas.
+    # Default: the host name.
+    replica_id: str | None = Field(default=None, min_length=1, max_length=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -117,6 +155,13 @@ class Settings(BaseSettings):
     # How long a looked-up key may be served from memory: bounds how late a revocation bites.
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @property
+    def effective_replica_id(self) -> str:
+        return self.replica_id or socket.gethostname()
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,7 @@
     ├── ConflictError             409
     ├── PayloadTooLargeError      413
     ├── RateLimitError            429 (headers carry Retry-After)
+    │   └── QuotaExceededError    429 code=insufficient_quota (a budget is spent)
     └── ServiceUnavailableError   503
 
 Layers below the API raise these; `api/errors.py` turns them into responses in one place.
@@ -90,6 +91,13 @@ class RateLimitError(HeadraceError):
     status_code = 429
     error_type = "requests"
     default_code = "rate_limit_exceeded"
+
+
+class QuotaExceededError(RateLimitError):
+    """A budget is spent: waiting a minute will not help, so no `Retry-After`."""
+
+    error_type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class ServiceUnavailableError(HeadraceError):

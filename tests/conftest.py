@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -23,7 +24,10 @@ from headrace.control.keys import create_key
 from headrace.routing.registry import ModelRegistry, load_registry
 from headrace.storage.database import Database
 
-POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+# One database per test session, created from the `test` database's server: two test runs
+# at once (two developers, a run beside CI) never drop each other's tables.
+POSTGRES_URL = f"{POSTGRES_SERVER}/test_headrace_{os.getpid()}"
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -45,8 +49,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     if not POSTGRES_UP:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    request.getfixturevalue("postgres_database")
     asyncio.run(_reset_postgres())
     yield POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[None]:
+    asyncio.run(_admin(f'CREATE DATABASE "{POSTGRES_URL.rsplit("/", 1)[1]}"'))
+    yield
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{POSTGRES_URL.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+async def _admin(statement: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"{POSTGRES_SERVER}/test", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(statement))
+    await engine.dispose()
 
 
 async def _reset_postgres() -> None:

@@ -26,12 +26,15 @@ class FakeEngine:
     """Answers every request with `reply_tokens` tokens (fewer if `max_tokens` is smaller).
 
     `gate`, when set, holds every request after its first token until the test opens it;
-    `fail_after` makes every request fail after that many tokens.
+    `fail_after` makes every request fail after that many tokens; `delay_s` paces tokens.
     """
 
-    def __init__(self, reply_tokens: int = 3, fail_after: int | None = None) -> None:
+    def __init__(
+        self, reply_tokens: int = 3, fail_after: int | None = None, delay_s: float = 0.0
+    ) -> None:
         self.reply_tokens = reply_tokens
         self.fail_after = fail_after
+        self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
         self.aborted: list[str] = []
 
@@ -43,6 +46,8 @@ class FakeEngine:
             yield TextDelta(text="x", token_ids=(100 + i,))
             if self.gate is not None:
                 await self.gate.wait()
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
         reason = "length" if n == request.params.max_tokens else "stop"
         yield Finished(reason, len(request.prompt_token_ids), n)
 

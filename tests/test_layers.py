@@ -57,6 +57,22 @@ FORBIDDEN: dict[str, set[str]] = {
     "routing": {"api", "cli", "protocol"},
     "control": {"api", "cli", "protocol"},
     "observability": {"api", "cli", "admission", "context", "routing", "control"},
+    # A client of any OpenAI-compatible server: it knows nothing of the server's insides.
+    "bench": {
+        "api",
+        "admission",
+        "context",
+        "safety",
+        "routing",
+        "metering",
+        "engine",
+        "storage",
+        "control",
+        "cli",
+        "protocol",
+        "batch",
+        "observability",
+    },
 }
 
 

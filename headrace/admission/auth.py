@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -47,10 +48,17 @@ class _KeyRecord:
 
 
 class Authenticator:
-    def __init__(self, db: Database, pepper: str, ttl_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        pepper: str,
+        ttl_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._db = db
         self._pepper = pepper
         self._ttl = ttl_s
+        self._clock = clock  # for the cache's age only; tests drive it
         # prefix -> (fetched at, record or None for "no such key")
         self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
 
@@ -68,7 +76,7 @@ class Authenticator:
 
     async def _record(self, prefix: str) -> _KeyRecord | None:
         hit = self._cache.get(prefix)
-        now = time.monotonic()
+        now = self._clock()
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
         async with self._db.session() as session:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from headrace.admission.auth import Principal
+from headrace.admission.budgets import Spend, budgets, spent_budget
+from headrace.admission.budgets import refusal as quota_refusal
 from headrace.admission.limits import (
     Decision,
     Limits,
@@ -30,6 +32,7 @@ from headrace.admission.limits import (
     refusal,
 )
 from headrace.admission.memory import MemoryBuckets
+from headrace.admission.spend import SpendCache
 from headrace.config import Settings
 from headrace.observability.logging import get_logger
 from headrace.storage import limits as limit_rows
@@ -42,6 +45,10 @@ log = get_logger("headrace.limits")
 
 class LimitSource(Protocol):
     async def for_principal(self, principal: Principal) -> Sequence[ScopedLimits]: ...
+
+
+class SpendSource(Protocol):
+    async def spend(self, principal: Principal, now: float) -> Spend: ...
 
 
 class LimitBackend(Protocol):
@@ -118,6 +125,8 @@ class LimitCache:
                     row.tokens_per_minute,
                     row.max_concurrent_requests,
                     row.tokens_per_day,
+                    row.spend_per_day_usd,
+                    row.spend_per_month_usd,
                 ),
                 row.model,
             )
@@ -152,17 +161,30 @@ class Admission:
 
 class Limiter:
     def __init__(
-        self, source: LimitSource, backend: LimitBackend, *, clock: Clock = time.time
+        self,
+        source: LimitSource,
+        backend: LimitBackend,
+        *,
+        spend: SpendSource | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self._source = source
         self.backend = backend
+        self._spend = spend
         self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
     async def admit(self, principal: Principal, *, model: str, tokens: int) -> Admission:
         """Reserve one request and `tokens` tokens at every scope's limits for all models
-        and for `model`, or raise a 429."""
+        and for `model`, or raise a 429 (`insufficient_quota` once a budget is spent)."""
         scoped = [s for s in await self._source.for_principal(principal) if s.applies_to(model)]
+        owed = budgets(scoped)
+        if owed and self._spend is not None:  # checked first: a refusal takes nothing
+            now = self._clock()
+            spend = await self._spend.spend(principal, now)
+            spent = spent_budget(owed, spend)
+            if spent is not None:
+                raise quota_refusal(spent, spend, now)
         p = plan(scoped, tokens=tokens, lease_id=secrets.token_hex(8))
         if p.is_empty():
             return Admission(self, p, {})
@@ -206,4 +228,5 @@ def build_limiter(settings: Settings, db: Database, *, clock: Clock = time.time)
             lease_ttl_s=settings.limits.lease_ttl_s,
             failure=settings.limits.redis_failure,
         )
-    return Limiter(source, backend, clock=clock)
+    spend = SpendCache(db, settings.limits.cache_ttl_s)
+    return Limiter(source, backend, spend=spend, clock=clock)

@@ -36,6 +36,10 @@ class Limits:
     tokens_per_minute: int | None = None
     max_concurrent_requests: int | None = None
     tokens_per_day: int | None = None
+    # Budgets, in USD of the usage ledger's costs per UTC day and calendar month
+    # (`budgets.py`); all models only.
+    spend_per_day_usd: float | None = None
+    spend_per_month_usd: float | None = None
 
     def is_empty(self) -> bool:
         return all(
@@ -45,6 +49,8 @@ class Limits:
                 self.tokens_per_minute,
                 self.max_concurrent_requests,
                 self.tokens_per_day,
+                self.spend_per_day_usd,
+                self.spend_per_month_usd,
             )
         )
 

@@ -7,7 +7,9 @@ the request ends: done (`ok`), failed (`error`) or dropped by the client (`cance
     AccountedStream(settled(run.stream(...), account), account, ...)    # SSE responses
 
 `account` must not await: it may run while the request is being cancelled. It releases the
-rate-limit reservation and records the usage event, both of which only queue work.
+rate-limit reservation and records the usage event, both of which only queue work. Before
+the work starts, `begun` writes the request's started row (the ledger's outbox), so a crash
+cannot lose a request that did work.
 """
 
 from __future__ import annotations
@@ -19,10 +21,21 @@ from typing import Any, TypeVar
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from headrace.metering.usage import Status
+from headrace.metering.ledger import UsageLedger
+from headrace.metering.usage import Status, UsageEvent
 
 Account = Callable[[Status], None]
 T = TypeVar("T")
+
+
+async def begun(ledger: UsageLedger, started: UsageEvent, account: Account) -> None:
+    """Commit the request's started row before its work; a client that hangs up meanwhile
+    still gets its request accounted for (no work: the row is discarded)."""
+    try:
+        await ledger.begin(started)
+    except BaseException:
+        account("cancelled")
+        raise
 
 
 async def accounted(work: Awaitable[T], account: Account) -> T:

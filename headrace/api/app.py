@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from headrace import __version__
 from headrace.admission.admin_auth import AdminAuthenticator
 from headrace.admission.auth import Authenticator
+from headrace.admission.idempotency import build_idempotency
 from headrace.admission.limiter import build_limiter
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.admission.worker_auth import StaticKeyAuthenticator
 from headrace.api.errors import install_error_handlers
+from headrace.api.idempotency import IdempotencyMiddleware
 from headrace.api.middleware import ReceiveMiddleware
 from headrace.api.routes import (
     admin,
@@ -23,6 +25,7 @@ from headrace.api.routes import (
     completions,
     embeddings,
     health,
+    metrics,
     models,
     organization,
     stats,
@@ -31,6 +34,7 @@ from headrace.api.routes import (
 from headrace.api.state import AppState
 from headrace.config import Settings
 from headrace.metering.ledger import UsageLedger
+from headrace.observability.telemetry import Telemetry
 from headrace.routing.registry import ModelRegistry, load_registry
 from headrace.storage.database import Database
 
@@ -40,9 +44,11 @@ def create_app(
     registry: ModelRegistry | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """An app serving `settings`; pass `registry` to reuse models already loaded, `clock`
-    to drive the rate limits' time in tests."""
+    to drive the rate limits' time in tests, `telemetry` to read its metrics and spans."""
+    observed = telemetry or Telemetry.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,27 +67,42 @@ def create_app(
             auth=(
                 StaticKeyAuthenticator(settings.worker.api_key)
                 if settings.worker.enabled
-                else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s)
+                else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s, clock=clock)
             ),
             registry=served,
             limiter=build_limiter(settings, db, clock=clock),
-            ledger=UsageLedger(db),
+            ledger=UsageLedger(
+                db,
+                replica=settings.effective_replica_id,
+                stale_after_s=settings.limits.lease_ttl_s,
+            ),
             admin_auth=AdminAuthenticator(db, pepper),
+            idempotency=build_idempotency(settings),
+            telemetry=observed,
         )
+        await app.state.headrace.ledger.recover()  # what a crash of this replica left open
         app.state.headrace.ledger.start()
         try:
             yield
         finally:
             await app.state.headrace.limiter.close()
             await app.state.headrace.ledger.close()
+            await app.state.headrace.idempotency.close()
             if registry is None:
                 served.close()
             await db.close()
+            observed.close()
 
     app = FastAPI(title="Headrace", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     routers = (health, stats, models, chat, completions, embeddings, tokenize, organization, admin)
     for module in routers:
         app.include_router(module.router)
-    app.add_middleware(ReceiveMiddleware, max_body_bytes=settings.server.max_body_bytes)
+    if settings.metrics.enabled:
+        app.include_router(metrics.router)
+    # Inside the receive stage: its request id and timing headers are each response's own.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        ReceiveMiddleware, max_body_bytes=settings.server.max_body_bytes, telemetry=observed
+    )
     return app

@@ -57,6 +57,16 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
         raise InvalidRequestError(
             "'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs"
         )
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequestError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
+    if body.parallel_tool_calls is not None and not body.tools:
+        raise InvalidRequestError(
+            "'parallel_tool_calls' is only allowed when 'tools' are specified.",
+            param="parallel_tool_calls",
+        )
     if body.metadata is not None:
         _check_metadata(body.metadata)
 
@@ -77,12 +87,21 @@ def _check_metadata(metadata: dict[str, str]) -> None:
 def template_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """OpenAI messages as the plain dicts a chat template expects (content as text)."""
     out: list[dict[str, Any]] = []
+    call_ids: set[str] = set()  # tool calls made so far, which tool messages answer
     for i, msg in enumerate(messages):
         if isinstance(msg, FunctionMessage) or (
             isinstance(msg, AssistantMessage) and msg.function_call is not None
         ):
             raise InvalidRequestError(
                 "Function messages are deprecated; use tool messages.", param=f"messages[{i}]"
+            )
+        if isinstance(msg, AssistantMessage):
+            call_ids.update(tc.id for tc in msg.tool_calls or ())
+        if isinstance(msg, ToolMessage) and msg.tool_call_id not in call_ids:
+            raise InvalidRequestError(
+                "Messages with role 'tool' must answer a tool call of a preceding assistant "
+                f"message; no call has id {msg.tool_call_id!r}.",
+                param=f"messages[{i}].tool_call_id",
             )
         item: dict[str, Any] = {"role": msg.role, "content": _text(msg, i)}
         if isinstance(msg, AssistantMessage) and msg.tool_calls:
@@ -99,6 +118,10 @@ def _text(msg: Message, index: int) -> str:
         return ""
     if isinstance(content, str):
         return content
+    if not content:
+        raise InvalidRequestError(
+            "Content parts must not be an empty array.", param=f"messages[{index}].content"
+        )
     parts: list[str] = []
     for j, part in enumerate(content):
         if isinstance(part, TextPart):
@@ -150,7 +173,8 @@ def output_grammar(
     try:
         return structured.compile(spec)
     except ValueError as exc:
-        raise InvalidRequestError(str(exc), param="response_format") from exc
+        param = "response_format.json_schema.schema" if spec.kind == "json_schema" else None
+        raise InvalidRequestError(str(exc), param=param or "response_format") from exc
 
 
 def sampling_params(
@@ -276,7 +300,11 @@ def tool_plan(body: ChatCompletionRequest, structured: StructuredOutputs) -> Too
     try:
         grammar = structured.compile(spec)
     except ValueError as exc:
-        raise InvalidRequestError(str(exc), param="tools") from exc
+        names = list(functions)
+        param = (
+            f"tools[{names.index(forced[0])}].function.parameters" if len(forced) == 1 else "tools"
+        )
+        raise InvalidRequestError(str(exc), param=param) from exc
     return ToolPlan(template_tools, grammar, parse_calls=True)
 
 

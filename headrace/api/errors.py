@@ -10,8 +10,10 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headrace.api.responses import json_response
+from headrace.engine.interface import EngineError, RequestRejected
 from headrace.errors import HeadraceError, InvalidRequestError, NotFoundError
 from headrace.observability.logging import get_logger
+from headrace.observability.metrics import rejection_reason
 
 log = get_logger("headrace.api")
 
@@ -60,12 +62,14 @@ def validation_error(exc: RequestValidationError) -> HeadraceError:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_headrace(_: Request, exc: Exception) -> Response:
+    async def on_headrace(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HeadraceError)
+        _note_rejection(request, rejection_reason(exc))
         return error_response(exc)
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        _note_rejection(request, "validation")
         return error_response(validation_error(exc))
 
     async def on_http(request: Request, exc: Exception) -> Response:
@@ -84,7 +88,24 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled_error", path=request.url.path)
         return error_response(HeadraceError("The server had an error processing your request."))
 
+    async def on_engine(request: Request, exc: Exception) -> Response:
+        # Handled here rather than by the catch-all, which Starlette re-raises after
+        # answering: that would also drop the client's keep-alive connection.
+        if isinstance(exc, RequestRejected):
+            return error_response(InvalidRequestError(str(exc)))
+        log.error("engine_error", path=request.url.path, error=str(exc))
+        return error_response(HeadraceError(f"The model failed to generate: {exc}"))
+
     app.add_exception_handler(HeadraceError, on_headrace)
+    app.add_exception_handler(EngineError, on_engine)
+    app.add_exception_handler(RequestRejected, on_engine)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _note_rejection(request: Request, reason: str) -> None:
+    """Tell the request's telemetry why it was refused (metrics count refusals by reason)."""
+    record = getattr(request.state, "record", None)
+    if record is not None and reason:
+        record.rejection = reason

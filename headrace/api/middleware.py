@@ -1,4 +1,5 @@
-"""The receive stage: request id, body size limit, processing time and the access log.
+"""The receive stage: request id, body size limit, processing time, and the request's
+telemetry record, observed (metrics, trace, access log) once the response has ended.
 
 Raw ASGI rather than Starlette's BaseHTTPMiddleware: it sits on every request, and the
 wrapper costs a task and a copy per request.
@@ -14,10 +15,10 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headrace.errors import PayloadTooLargeError
-from headrace.observability.logging import get_logger
+from headrace.observability.request import RequestRecord
+from headrace.observability.telemetry import Telemetry
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-log = get_logger("headrace.access")
 
 
 def new_request_id() -> str:
@@ -25,9 +26,10 @@ def new_request_id() -> str:
 
 
 class ReceiveMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, telemetry: Telemetry) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,13 +39,16 @@ class ReceiveMiddleware:
         headers = dict(scope["headers"])
         client_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = client_id if _VALID_REQUEST_ID.match(client_id) else new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        record = RequestRecord(request_id, method=scope["method"], path=scope["path"])
+        record.traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        scope.setdefault("state", {}).update(request_id=request_id, record=record)
         status = 0
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                record.response_started_s = record.now_s()
                 elapsed_ms = int((time.perf_counter() - started) * 1000)
                 message["headers"] = [
                     *message.get("headers", []),
@@ -55,18 +60,17 @@ class ReceiveMiddleware:
         try:
             body_receive = await self._bounded_body(headers, receive)
         except PayloadTooLargeError as exc:
+            record.rejection = "validation"
             await _send_error(send_with_headers, exc)
         else:
+            record.mark("receive")
             await self.app(scope, body_receive, send_with_headers)
         finally:
-            log.info(
-                "request",
-                request_id=request_id,
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            route = scope.get("route")
+            # The template, not the path: `/v1/models/{model}` is one label, not one per model.
+            record.route = getattr(route, "path", "") or "unmatched"
+            record.end(status or 500)  # no response started: an unhandled error
+            self.telemetry.observe(record)
 
     async def _bounded_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
         """Read the whole body up front, refusing it as soon as it passes the limit."""

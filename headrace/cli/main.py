@@ -12,6 +12,7 @@ from rich.table import Table
 
 from headrace import __version__
 from headrace.admission.secrets import load_or_create_pepper
+from headrace.cli.bench import bench_app
 from headrace.config import Settings, load_settings
 from headrace.control import keys as key_service
 from headrace.storage.database import Database
@@ -21,6 +22,7 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect the models this gateway serves.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -117,6 +119,8 @@ def keys_create(
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute (in + out).")] = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     tpd: Annotated[int | None, typer.Option(help="Tokens per day (in + out).")] = None,
+    spend_day: Annotated[float | None, typer.Option(help="Budget: USD per UTC day.")] = None,
+    spend_month: Annotated[float | None, typer.Option(help="Budget: USD per month.")] = None,
 ) -> None:
     """Create an API key, optionally with its own limits; the secret is shown once."""
     from headrace.admission.limits import Limits
@@ -127,7 +131,7 @@ def keys_create(
     async def create() -> key_service.CreatedKey:
         db, pepper = await _prepared_db(settings)
         try:
-            limits = Limits(rpm, tpm, max_concurrent, tpd)
+            limits = Limits(rpm, tpm, max_concurrent, tpd, spend_day, spend_month)
             return await key_service.create_key(
                 db, pepper, project=project, name=name, limits=limits
             )

@@ -11,6 +11,9 @@ from headrace.storage.database import Database
 from headrace.storage.schema import ApiKey, Organisation, Project
 
 MAX_MODEL_NAME = 200
+# A budget above this is a typo, not a plan; it also keeps nano-USD sums in 64 bits.
+MAX_BUDGET_USD = 1_000_000_000.0
+_BUDGETS = ("spend_per_day_usd", "spend_per_month_usd")
 _TABLES: dict[Scope, type[Organisation] | type[Project] | type[ApiKey]] = {
     "org": Organisation,
     "project": Project,
@@ -26,15 +29,36 @@ class ScopeLimits:
     model: str = ""  # "": all models
 
 
-def check_limits(limits: Limits) -> None:
-    """400 naming the first limit that is not a positive whole number (None: no limit)."""
+def check_limits(limits: Limits, *, model: str = "") -> None:
+    """400 naming the first limit that is not a positive whole number, or the first budget
+    that is not a positive amount of USD (None: no limit)."""
     for name, value in asdict(limits).items():
-        if value is not None and (isinstance(value, bool) or value < 1):
+        if name in _BUDGETS:
+            _check_budget(name, value, model)
+        elif value is not None and (isinstance(value, bool) or value < 1):
             raise InvalidRequestError(
                 f"'{name}' must be a positive integer or null, got {value!r}.",
                 param=name,
                 code="invalid_value",
             )
+
+
+def _check_budget(name: str, value: float | None, model: str) -> None:
+    if value is None:
+        return
+    if model:
+        raise InvalidRequestError(
+            f"'{name}' applies to all models: set it without a model.",
+            param=name,
+            code="invalid_value",
+        )
+    if isinstance(value, bool) or not (0 < value <= MAX_BUDGET_USD):  # also rejects NaN
+        raise InvalidRequestError(
+            f"'{name}' must be a positive amount of USD up to {MAX_BUDGET_USD:.0f} or null, "
+            f"got {value!r}.",
+            param=name,
+            code="invalid_value",
+        )
 
 
 async def set_limits(
@@ -44,7 +68,7 @@ async def set_limits(
     Every replica sees the change within `limits.cache_ttl_s`."""
     if scope not in _TABLES:
         raise InvalidRequestError(f"Unknown scope {scope!r}.", param="scope")
-    check_limits(limits)
+    check_limits(limits, model=model)
     if len(model) > MAX_MODEL_NAME:
         raise InvalidRequestError("'model' is too long.", param="model")
     async with db.session.begin() as session:
@@ -69,6 +93,8 @@ async def get_limits(db: Database, scope: Scope, scope_id: str) -> list[ScopeLim
                 row.tokens_per_minute,
                 row.max_concurrent_requests,
                 row.tokens_per_day,
+                row.spend_per_day_usd,
+                row.spend_per_month_usd,
             ),
             row.model,
         )

@@ -29,6 +29,7 @@ class Embedder:
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         self._model = AutoModel.from_pretrained(model_dir).to(self._device).eval()
         self.dimensions: int = int(self._model.config.hidden_size)
+        self.vocab_size: int = int(self._tokenizer.get_vocab_size())
         self.max_length = max_length
         self._lock = threading.Lock()  # one forward at a time: the threads share the cores
 

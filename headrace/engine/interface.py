@@ -77,6 +77,10 @@ class EngineError(RuntimeError):
     """The engine failed a request after accepting it."""
 
 
+class RequestRejected(ValueError):
+    """The engine refuses a request that can never run (before any compute)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineStats:
     waiting: int = 0

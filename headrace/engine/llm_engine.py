@@ -27,6 +27,7 @@ from headrace.engine.interface import (
     FinishReason,
     GenerationEvent,
     GenerationRequest,
+    RequestRejected,
     TextDelta,
     TokenLogprob,
 )
@@ -134,16 +135,16 @@ class LLMEngine:
         """Refuse what can never run, before any compute."""
         prompt, params = request.prompt_token_ids, request.params
         if not prompt:
-            raise ValueError("the prompt is empty")
+            raise RequestRejected("the prompt is empty")
         if len(prompt) + params.max_tokens > self.max_model_len:
-            raise ValueError(
+            raise RequestRejected(
                 f"prompt ({len(prompt)}) + max_tokens ({params.max_tokens}) exceeds the "
                 f"context window ({self.max_model_len})"
             )
         if min(prompt) < 0 or max(prompt) >= self.vocab_size:
-            raise ValueError("prompt has token ids outside the vocabulary")
+            raise RequestRejected("prompt has token ids outside the vocabulary")
         if any(not 0 <= t < self.vocab_size for t, _ in params.logit_bias):
-            raise ValueError("logit_bias names token ids outside the vocabulary")
+            raise RequestRejected("logit_bias names token ids outside the vocabulary")
 
     def _activate(
         self, request: GenerationRequest, loop: asyncio.AbstractEventLoop, deliver: Deliver

@@ -1,20 +1,35 @@
-"""The usage ledger: every request's event, written to the database once.
+"""The usage ledger: every request's event, in the database exactly once, even across a crash.
 
-`record` never blocks and never awaits (it is called from a request's `finally`, possibly
-while the request is being cancelled); a writer task commits what has queued up in one
-transaction (group commit), so a burst of requests costs a few transactions, not one each.
-A failed write is retried with backoff and the events stay queued; the row's key is the
-request id, so a batch that did commit but whose acknowledgement was lost is not counted
-twice. `close` writes what is left. What is lost is what a process killed with SIGKILL had
-queued: the last few milliseconds of events.
+An outbox in the usage table itself:
+
+    await ledger.begin(event)   # admitted: a `started` row, committed before the work starts
+    ledger.record(event)        # ended: the row becomes ok / error / cancelled
+    ledger.discard(request_id)  # ended before any work (a stream dropped at once): no row
+
+`begin` waits for its commit, so a gateway killed at any moment has a row for every request
+that did work. `recover`, at start-up, closes the rows its previous run left `started` as
+`cancelled` (input tokens and their cost, what was known when they began); a sweep closes
+other replicas' rows older than any request may run (`stale_after_s`), for replicas that
+never come back.
+
+Writes are group commits: whoever writes (the writer task, or a `begin` that finds no write
+in progress) commits everything queued in one transaction, so a burst of requests costs a
+few transactions, not one each. `record` and `discard` never
+await (they run in a request's `finally`, possibly while it is cancelled). A failed write
+is retried with backoff and stays queued. Every write is keyed by the request id and only
+ever moves a row out of `started`, so a retried batch, or the end of a request whose row
+was already closed, never counts it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from headrace.metering.usage import UsageEvent
 from headrace.observability.logging import get_logger
@@ -26,22 +41,81 @@ BATCH = 500
 # Beyond this many unwritten events (a long database outage) the oldest are dropped, loudly,
 # rather than the process running out of memory.
 MAX_QUEUED = 200_000
+# How often the writer closes other replicas' stale started rows.
+SWEEP_S = 60.0
 
 
 class UsageLedger:
-    def __init__(self, db: Database, *, retry_s: float = 0.5, max_retry_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        replica: str | None = None,
+        stale_after_s: float = 900.0,
+        retry_s: float = 0.5,
+        max_retry_s: float = 30.0,
+        begin_timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._db = db
+        self.replica = replica
+        self._stale_after = stale_after_s
+        self._begun: deque[tuple[UsageEvent, asyncio.Future[bool]]] = deque()
         self._queue: deque[UsageEvent] = deque()
+        self._discarded: deque[str] = deque()
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one writer at a time: the task, or a `begin`
+        self._failed_until = 0.0  # after a failed write, `begin` does not try for retry_s
         self._retry_s = retry_s
         self._max_retry_s = max_retry_s
+        self._begin_timeout = begin_timeout_s
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def recover(self) -> int:
+        """Close the started rows of this replica's previous run and stale ones of any
+        replica as `cancelled`; how many. Call before serving."""
+        before = int(self._clock() - self._stale_after)
+        async with self._db.session.begin() as session:
+            closed = await usage_rows.close_orphans(session, replica=self.replica, before=before)
+        if closed:
+            log.warning("usage_orphans_closed", count=closed, replica=self.replica)
+        return closed
+
+    async def begin(self, event: UsageEvent) -> bool:
+        """Write `event` (status `started`) before the request's work; True once committed.
+        With the database down or slow it gives up waiting after `begin_timeout_s` (False)
+        and the request goes on: its row is still written, just not before its work."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._begun.append((event, future))
+        try:
+            async with asyncio.timeout(self._begin_timeout):
+                # The first request to find the writer idle writes every started row queued
+                # (group commit, without waiting for the writer task to be scheduled); the
+                # others queue behind the lock and mostly find theirs written. Shielded: a
+                # client hanging up must not cut a shared commit short.
+                await asyncio.shield(self._write_begun(future))
+                return await asyncio.shield(future)
+        except TimeoutError:
+            log.warning("usage_begin_slow", request_id=event.request_id)
+            return False
+
+    async def _write_begun(self, future: asyncio.Future[bool]) -> None:
+        async with self._lock:
+            if future.done():
+                return
+            if time.monotonic() < self._failed_until:  # an outage: leave it to the writer
+                future.set_result(False)
+                self._wake.set()
+                return
+            await self._write_logged()
+
     def record(self, event: UsageEvent) -> None:
+        """The request's final event, to be written over its started row."""
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
             self.dropped += 1
@@ -49,18 +123,39 @@ class UsageLedger:
         self._queue.append(event)
         self._wake.set()
 
+    def discard(self, request_id: str) -> None:
+        """The request ended before any work: remove its started row."""
+        self._discarded.append(request_id)
+        self._wake.set()
+
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._begun) + len(self._queue) + len(self._discarded)
 
     async def flush(self) -> None:
         """Write everything queued now; raises if the database refuses."""
-        while self._queue:
-            batch = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+        while self.pending:
+            # Started rows go first, all of them before any end: an end or a discard is
+            # queued after its own begin, so its begin is in this transaction or an earlier
+            # one, and a discard cannot run before the row it removes exists.
+            begun = [self._begun[i] for i in range(min(BATCH, len(self._begun)))]
+            ended: list[UsageEvent] = []
+            discarded: list[str] = []
+            if len(begun) == len(self._begun):
+                ended = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
+                discarded = [self._discarded[i] for i in range(min(BATCH, len(self._discarded)))]
             async with self._db.session.begin() as session:
-                await usage_rows.insert_events(session, [asdict(e) for e in batch])
-            for _ in batch:
+                await usage_rows.insert_events(session, [self._row(e) for e, _ in begun])
+                await usage_rows.complete_events(session, [self._row(e) for e in ended])
+                await usage_rows.discard_started(session, discarded)
+            for _, future in begun:
+                self._begun.popleft()
+                if not future.done():
+                    future.set_result(True)
+            for _ in ended:
                 self._queue.popleft()
+            for _ in discarded:
+                self._discarded.popleft()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -69,20 +164,53 @@ class UsageLedger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         try:
+            async with self._lock:
+                await self.flush()
+        except Exception:
+            log.exception("usage_ledger_close_failed", unwritten=self.pending)
+
+    def _row(self, event: UsageEvent) -> dict[str, Any]:
+        return asdict(event) | {"replica": self.replica}
+
+    async def _write_logged(self) -> bool:
+        try:
             await self.flush()
         except Exception:
-            log.exception("usage_ledger_close_failed", unwritten=len(self._queue))
+            log.exception("usage_write_failed", queued=self.pending)
+            self._failed_until = time.monotonic() + self._retry_s
+            # Requests waiting on their started row go on rather than wait out the outage.
+            for _, future in self._begun:
+                if not future.done():
+                    future.set_result(False)
+            return False
+        return True
 
     async def _run(self) -> None:
         delay = self._retry_s
+        next_sweep = time.monotonic() + SWEEP_S
         while True:
-            await self._wake.wait()
+            # `asyncio.timeout`, not `wait_for`: on 3.11 `wait_for` can swallow the
+            # cancellation `close` sends when the wake-up lands at the same moment.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
+                    await self._wake.wait()
             self._wake.clear()
-            try:
-                await self.flush()
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_S
+                with contextlib.suppress(Exception):  # the next sweep tries again
+                    await self._sweep()
+            async with self._lock:
+                written = await self._write_logged()
+            if written:
                 delay = self._retry_s
-            except Exception:
-                log.exception("usage_write_failed", queued=len(self._queue), retry_s=delay)
+            else:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_s)
                 self._wake.set()
+
+    async def _sweep(self) -> None:
+        before = int(self._clock() - self._stale_after)
+        async with self._db.session.begin() as session:
+            closed = await usage_rows.close_orphans(session, replica=None, before=before)
+        if closed:
+            log.warning("usage_stale_rows_closed", count=closed)

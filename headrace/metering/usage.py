@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["ok", "error", "cancelled"]
+Status = Literal["ok", "error", "cancelled"]  # how a request ended
+# "started": a request's outbox row while it runs, written before its work.
+EventStatus = Literal["started", "ok", "error", "cancelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class UsageEvent:
     latency_ms: int
     input_cost_nanousd: int
     output_cost_nanousd: int
-    status: Status
+    status: EventStatus
 
     @property
     def cost_usd(self) -> float:
@@ -58,7 +60,7 @@ def usage_event(
     output_tokens: int,
     latency_s: float,
     prices: Prices,
-    status: Status,
+    status: EventStatus,
 ) -> UsageEvent:
     """The event for a request, priced: cached input tokens are billed as input for now."""
     return UsageEvent(

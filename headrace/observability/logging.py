@@ -10,6 +10,8 @@ import sys
 
 import structlog
 
+from headrace.observability.request import RequestRecord
+
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
     renderer: structlog.types.Processor = (
@@ -32,3 +34,41 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+def access_fields(record: RequestRecord, trace_id: str = "") -> dict[str, object]:
+    """The access log line of one request: ids, outcome, tokens, latencies and cost.
+
+    Built from the record's counters and timings only: the record never holds message
+    content, so no setting here can leak it.
+    """
+    usage = record.usage
+    fields: dict[str, object] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "path": record.path,
+        "route": record.route,
+        "status": record.status,
+        "project_id": record.project_id or None,
+        "org_id": record.org_id or None,
+        "model": record.model or None,
+        "stream": record.stream,
+        "outcome": record.outcome,
+        "rejection": record.rejection or None,
+        "input_tokens": usage.input_tokens if usage else None,
+        "cached_tokens": usage.cached_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "cost_usd": usage.cost_usd if usage else None,
+        "duration_ms": _ms(record.e2e_s if record.e2e_s is not None else record.now_s()),
+        "ttft_ms": _ms(record.ttft_s),
+        "queue_ms": _ms(record.queue_s),
+        "tpot_ms": _ms(record.time_per_output_token_s),
+        "stages_ms": {s.name: _ms(s.end_s - s.start_s) for s in record.stages},
+    }
+    if trace_id:
+        fields["trace_id"] = trace_id
+    return fields
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)

@@ -12,12 +12,15 @@ from headrace.protocol.common import RequestModel, WireModel
 
 
 class LimitsBody(RequestModel):
-    """A scope's limits; null or absent: no limit of that kind. Positive integers only."""
+    """A scope's limits; null or absent: no limit of that kind. Positive integers only,
+    but budgets: positive USD amounts, for all models only."""
 
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
     max_concurrent_requests: int | None = None
     tokens_per_day: int | None = None
+    spend_per_day_usd: float | None = None
+    spend_per_month_usd: float | None = None
 
 
 class CreateOrganization(RequestModel):
@@ -74,6 +77,8 @@ class Limits(WireModel):
     tokens_per_minute: int | None
     max_concurrent_requests: int | None
     tokens_per_day: int | None
+    spend_per_day_usd: float | None = None
+    spend_per_month_usd: float | None = None
 
 
 class OrganizationList(WireModel):

@@ -6,7 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
-from headrace.protocol.common import FinishReason, NestedModel, RequestModel, Usage, WireModel
+from headrace.protocol.common import (
+    FinishReason,
+    NestedModel,
+    RequestModel,
+    Usage,
+    WireModel,
+    omitted_when_none,
+)
 
 # --- request -------------------------------------------------------------------------------
 
@@ -120,7 +127,7 @@ class ChatCompletionRequest(RequestModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     n: int | None = Field(default=None, ge=1, le=16)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # int64, as OpenAI
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
@@ -177,7 +184,7 @@ class ResponseMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     refusal: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ToolCall] | None = omitted_when_none()
 
 
 class Choice(WireModel):
@@ -194,7 +201,7 @@ class ChatCompletion(WireModel):
     model: str
     choices: list[Choice]
     usage: Usage
-    system_fingerprint: str | None = None
+    system_fingerprint: str | None = omitted_when_none()
     service_tier: str | None = None
 
 
@@ -242,5 +249,5 @@ class ChatCompletionChunk(WireModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
-    system_fingerprint: str | None = None
+    system_fingerprint: str | None = omitted_when_none()
     service_tier: str | None = None

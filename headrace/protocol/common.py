@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WireModel(BaseModel):
@@ -23,6 +23,16 @@ class NestedModel(BaseModel):
     """Base for objects inside a request: unknown keys are ignored, as the SDK may add some."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def omitted_when_none() -> Any:
+    """A field OpenAI leaves out rather than sending null: its schema does not allow null,
+    and strict clients (the schema's own validators) refuse it."""
+    return Field(default=None, exclude_if=_is_none)
 
 
 class PromptTokensDetails(WireModel):

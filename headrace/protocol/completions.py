@@ -7,7 +7,13 @@ from typing import Literal
 from pydantic import Field
 
 from headrace.protocol.chat import StreamOptions
-from headrace.protocol.common import FinishReason, RequestModel, Usage, WireModel
+from headrace.protocol.common import (
+    FinishReason,
+    RequestModel,
+    Usage,
+    WireModel,
+    omitted_when_none,
+)
 
 
 class CompletionRequest(RequestModel):
@@ -19,7 +25,7 @@ class CompletionRequest(RequestModel):
     n: int | None = Field(default=None, ge=1, le=16)
     best_of: int | None = Field(default=None, ge=1, le=16)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)  # int64, as OpenAI
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
@@ -52,4 +58,4 @@ class Completion(WireModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage | None = None
-    system_fingerprint: str | None = None
+    system_fingerprint: str | None = omitted_when_none()

@@ -34,10 +34,19 @@ async def set_limits(
     tokens_per_minute: int | None,
     max_concurrent_requests: int | None,
     tokens_per_day: int | None,
+    spend_per_day_usd: float | None = None,
+    spend_per_month_usd: float | None = None,
 ) -> LimitRow | None:
     """Replace a scope's limits for `model` ("": all models); all None removes them."""
     row = await session.get(LimitRow, (scope, scope_id, model))
-    values = (requests_per_minute, tokens_per_minute, max_concurrent_requests, tokens_per_day)
+    values = (
+        requests_per_minute,
+        tokens_per_minute,
+        max_concurrent_requests,
+        tokens_per_day,
+        spend_per_day_usd,
+        spend_per_month_usd,
+    )
     if all(v is None for v in values):
         if row is not None:
             await session.execute(
@@ -53,6 +62,8 @@ async def set_limits(
     row.tokens_per_minute = tokens_per_minute
     row.max_concurrent_requests = max_concurrent_requests
     row.tokens_per_day = tokens_per_day
+    row.spend_per_day_usd = spend_per_day_usd
+    row.spend_per_month_usd = spend_per_month_usd
     row.updated_at = now()
     await session.flush()
     return row

@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -92,6 +93,9 @@ class LimitRow(Base):
     tokens_per_minute: Mapped[int | None] = mapped_column(Integer)
     max_concurrent_requests: Mapped[int | None] = mapped_column(Integer)
     tokens_per_day: Mapped[int | None] = mapped_column(Integer)
+    # Budgets in USD per UTC day and per calendar month; all-models rows only.
+    spend_per_day_usd: Mapped[float | None] = mapped_column(Float)
+    spend_per_month_usd: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -115,4 +119,7 @@ class UsageEventRow(Base):
     # Billionths of a dollar: exact sums, and per-token prices are far below a micro-dollar.
     input_cost_nanousd: Mapped[int] = mapped_column(BigInteger)
     output_cost_nanousd: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))  # ok | error | cancelled
+    # started (an outbox row: the request is running) | ok | error | cancelled
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # The gateway that wrote the started row: which replica's restart closes it if open.
+    replica: Mapped[str | None] = mapped_column(String(64))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,54 @@ async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(UsageEventRow).values(list(rows))
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["request_id"]))
+
+
+async def complete_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Write finished requests' events over their `started` rows (or as new rows). A row
+    already finished is left as it is: a retried write, or a request whose started row
+    was closed as orphaned, counts once, as first written."""
+    if not rows:
+        return
+    # One row per request: PostgreSQL refuses to update a row twice in one statement,
+    # and the first ending written is the one that counts anyway.
+    first = list({r["request_id"]: r for r in reversed(rows)}.values())
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(UsageEventRow).values(first)
+    columns = [c for c in rows[0] if c != "request_id"]
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["request_id"],
+            set_={c: stmt.excluded[c] for c in columns},
+            where=UsageEventRow.status == "started",
+        )
+    )
+
+
+async def discard_started(session: AsyncSession, request_ids: Sequence[str]) -> None:
+    """Remove the started rows of requests that ended before any work (no usage)."""
+    if request_ids:
+        await session.execute(
+            delete(UsageEventRow).where(
+                UsageEventRow.request_id.in_(request_ids), UsageEventRow.status == "started"
+            )
+        )
+
+
+async def close_orphans(session: AsyncSession, *, replica: str | None, before: int) -> int:
+    """Close as `cancelled` the started rows whose gateway is gone: those `replica` wrote
+    (it is starting again) and those created before `before` (older than any request may
+    run). They keep what was known when they started: input tokens and their cost."""
+    e = UsageEventRow
+    whose = (
+        e.created_at < before
+        if replica is None
+        else or_(e.replica == replica, e.created_at < before)
+    )
+    result = await session.execute(
+        update(e).where(e.status == "started", whose).values(status="cancelled")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +136,31 @@ async def totals(
             )
         )
     return out
+
+
+async def spend(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    project_id: str,
+    api_key_id: str,
+    day_start: int,
+    month_start: int,
+) -> dict[tuple[str, str], int]:
+    """Nano-USD spent by a key, its project and its org since `day_start` and since
+    `month_start`, keyed `("key" | "project" | "org", "day" | "month")`, in one query."""
+    e = UsageEventRow
+    cost = e.input_cost_nanousd + e.output_cost_nanousd
+    scopes = {"key": e.api_key_id == api_key_id, "project": e.project_id == project_id}
+    columns: list[tuple[str, str]] = []
+    sums = []
+    for scope in ("key", "project", "org"):
+        for period, since in (("day", day_start), ("month", month_start)):
+            cond = e.created_at >= since
+            if scope in scopes:
+                cond = cond & scopes[scope]
+            columns.append((scope, period))
+            sums.append(func.coalesce(func.sum(case((cond, cost), else_=0)), 0))
+    stmt = select(*sums).where(e.org_id == org_id, e.created_at >= min(day_start, month_start))
+    row = (await session.execute(stmt)).one()
+    return {c: int(v) for c, v in zip(columns, row, strict=True)}

@@ -184,7 +184,6 @@ def test_embedding_model_cannot_chat(client: openai.OpenAI) -> None:
         ({"logit_bias": {"5": 500}}, "logit_bias"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"max_tokens": 100_000}, "messages"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         (
             {

@@ -125,3 +125,27 @@ def test_keys_create_with_limits(data_dir: Path) -> None:
     assert refused.exit_code == 2
     assert "requests_per_minute" in refused.output
     assert "refused-key" not in runner.invoke(app, ["keys", "list"]).stdout  # none created
+
+
+def test_keys_create_with_budgets(data_dir: Path) -> None:
+    import asyncio
+
+    from headrace.config import Settings
+    from headrace.control.limits import get_limits
+    from headrace.storage.database import Database
+
+    args = ["keys", "create", "--name", "budget", "--spend-day", "2.5", "--spend-month", "40"]
+    created = runner.invoke(app, args)
+    assert created.exit_code == 0, created.output
+    key_id = next(w for w in created.stdout.split() if w.startswith("key_"))
+
+    async def budgets_of(key: str) -> tuple[float | None, float | None]:
+        db = Database(Settings(data_dir=data_dir).effective_database_url)
+        [found] = await get_limits(db, "key", key)
+        await db.close()
+        return found.limits.spend_per_day_usd, found.limits.spend_per_month_usd
+
+    assert asyncio.run(budgets_of(key_id)) == (2.5, 40.0)
+    refused = runner.invoke(app, ["keys", "create", "--name", "broke", "--spend-day", "-1"])
+    assert refused.exit_code == 2
+    assert "spend_per_day_usd" in refused.output

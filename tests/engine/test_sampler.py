@@ -81,11 +81,12 @@ def test_filtered_probs_form_a_distribution_over_the_best_tokens(
 ) -> None:
     x = torch.tensor(values)
     probs = _filtered_probs(x, top_k, top_p, min_p)
+    original = torch.softmax(x, dim=-1)
     assert abs(float(probs.sum()) - 1.0) < 1e-4
-    assert float(probs[int(torch.argmax(x))]) > 0  # the best token always survives
     kept = probs > 0
-    # Whatever is kept scores at least as high as whatever is dropped.
+    assert bool(kept.any())
+    # Whatever is kept is at least as likely as whatever is dropped (ties may go either way).
     if (~kept).any():
-        assert float(x[kept].min()) >= float(x[~kept].max()) - 1e-6
+        assert float(original[kept].min()) >= float(original[~kept].max()) - 1e-7
     if top_k:
-        assert int(kept.sum()) <= max(top_k, int((x == x[kept].min()).sum()))
+        assert int(kept.sum()) <= max(top_k, int((original == original[kept].min()).sum()))

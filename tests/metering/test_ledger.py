@@ -68,3 +68,85 @@ async def test_a_database_outage_keeps_events_queued_until_it_is_back(tmp_path: 
     assert ledger.pending == 0
     assert await _count(db) == 1
     await db.close()
+
+
+async def _row(db: Database, request_id: str) -> UsageEventRow | None:
+    async with db.session() as session:
+        return await session.get(UsageEventRow, request_id)
+
+
+async def test_a_started_row_is_committed_before_begin_returns(database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    ledger = UsageLedger(db, replica="gw-1")
+    ledger.start()
+    started = replace(EVENT, status="started", output_tokens=0, output_cost_nanousd=0)
+    assert await ledger.begin(started) is True
+    row = await _row(db, EVENT.request_id)  # another connection sees it: committed
+    assert row is not None
+    assert (row.status, row.replica, row.input_tokens) == ("started", "gw-1", 10)
+    ledger.record(EVENT)
+    ledger.record(EVENT)  # the same ending seen twice
+    await ledger.close()
+    row = await _row(db, EVENT.request_id)
+    assert row is not None
+    assert (row.status, row.output_tokens, row.output_cost_nanousd) == ("ok", 5, 200)
+    assert await _count(db) == 1
+    await db.close()
+
+
+async def test_a_request_ended_before_any_work_leaves_no_row(database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    ledger = UsageLedger(db)
+    await ledger.begin(replace(EVENT, status="started"))
+    ledger.discard(EVENT.request_id)
+    await ledger.flush()
+    assert await _count(db) == 0
+    await db.close()
+
+
+async def test_recovery_closes_this_replicas_open_rows_and_stale_ones(database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    now = 1_700_000_000.0
+    crashed = UsageLedger(db, replica="gw-1", clock=lambda: now)
+    other = UsageLedger(db, replica="gw-2", clock=lambda: now)
+    for ledger, request_id, created in (
+        (crashed, "mine", now),  # its gateway is starting again: closed
+        (other, "running", now),  # another live replica's request: left alone
+        (other, "stale", now - 901),  # older than any request runs: its replica is gone
+    ):
+        started = replace(EVENT, request_id=request_id, created_at=int(created), status="started")
+        await ledger.begin(started)
+    restarted = UsageLedger(db, replica="gw-1", stale_after_s=900, clock=lambda: now)
+    assert await restarted.recover() == 2
+    statuses = {r: (await _row(db, r)).status for r in ("mine", "running", "stale")}  # type: ignore[union-attr]
+    assert statuses == {"mine": "cancelled", "running": "started", "stale": "cancelled"}
+    # The crashed request's late ending (a retry, a slow write) does not count it again.
+    restarted.record(replace(EVENT, request_id="mine", status="ok", output_tokens=99))
+    other.record(replace(EVENT, request_id="running", status="ok"))
+    await restarted.flush()
+    await other.flush()
+    mine, running = await _row(db, "mine"), await _row(db, "running")
+    assert mine is not None
+    assert running is not None
+    assert (mine.status, mine.output_tokens) == ("cancelled", EVENT.output_tokens)
+    assert running.status == "ok"
+    assert await _count(db) == 3
+    await db.close()
+
+
+async def test_begin_does_not_wait_out_a_database_outage(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'not-yet' / 'usage.db'}")
+    ledger = UsageLedger(db, retry_s=0.001)
+    ledger.start()
+    assert await ledger.begin(replace(EVENT, status="started")) is False
+    ledger.record(EVENT)
+    (tmp_path / "not-yet").mkdir()
+    await db.migrate()
+    await ledger.close()
+    row = await _row(db, EVENT.request_id)
+    assert row is not None
+    assert row.status == "ok"
+    await db.close()

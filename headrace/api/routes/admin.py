@@ -127,6 +127,8 @@ def _limits(body: LimitsBody) -> LimitValues:
         body.tokens_per_minute,
         body.max_concurrent_requests,
         body.tokens_per_day,
+        body.spend_per_day_usd,
+        body.spend_per_month_usd,
     )
 
 
@@ -139,6 +141,8 @@ def _wire_limits(s: limit_service.ScopeLimits) -> Limits:
         tokens_per_minute=s.limits.tokens_per_minute,
         max_concurrent_requests=s.limits.max_concurrent_requests,
         tokens_per_day=s.limits.tokens_per_day,
+        spend_per_day_usd=s.limits.spend_per_day_usd,
+        spend_per_month_usd=s.limits.spend_per_month_usd,
     )
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from headrace.admission.auth import Principal
 from headrace.api import sse
-from headrace.api.accounting import AccountedStream, accounted, once, settled
+from headrace.api.accounting import AccountedStream, accounted, begun, once, settled
 from headrace.api.chat_request import (
     max_output_tokens,
     output_grammar,
@@ -24,7 +24,7 @@ from headrace.api.chat_request import (
 )
 from headrace.api.generation import merged_events
 from headrace.api.responses import json_response
-from headrace.api.state import Caller, State
+from headrace.api.state import Caller, Record, State
 from headrace.config import ModelSettings
 from headrace.context.prompt import build_chat_prompt
 from headrace.context.tool_calls import ParsedToolCall, ToolCallStream, parse_tool_calls
@@ -36,7 +36,8 @@ from headrace.engine.interface import (
     TokenLogprob,
 )
 from headrace.engine.tokenizer import Tokenizer
-from headrace.metering.usage import Prices, Status, UsageEvent, usage_event
+from headrace.metering.usage import EventStatus, Prices, Status, UsageEvent, usage_event
+from headrace.observability.request import RequestRecord, timed
 from headrace.protocol.chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -62,12 +63,16 @@ router = APIRouter(tags=["chat"])
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, state: State, caller: Caller
+    body: ChatCompletionRequest, state: State, caller: Caller, record: Record
 ) -> Response:
     # Receive, authenticate and validate ran before this line (middleware, Caller, pydantic).
+    record.stream = bool(body.stream)
     refuse_unsupported(body)
+    record.mark("validate")
     caller.check_model(body.model)
     model = state.registry.chat(body.model)
+    record.model = body.model  # only now: a label must name a model we serve
+    record.mark("route")
     tools = tool_plan(body, model.structured)
     prompt = build_chat_prompt(
         model.tokenizer,
@@ -78,6 +83,7 @@ async def create_chat_completion(
         tools=tools.template_tools,
     )
     grammar = tools.grammar or output_grammar(body, model.structured)
+    record.mark("build_context")
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     requests = [
         GenerationRequest(
@@ -95,17 +101,23 @@ async def create_chat_completion(
     admission = await state.limiter.admit(
         caller, model=body.model, tokens=len(prompt.token_ids) + prompt.max_tokens * len(requests)
     )
+    record.mark("admission")
     run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body)
     run.parse_calls = tools.parse_calls
+    run.record = record
     run.prompt_tokens = len(prompt.token_ids)
     headers = {"openai-model": body.model} | admission.headers
 
     @once
     def account(status: Status) -> None:
         admission.release(run.used_tokens)
+        record.account(run.usage(caller, model.settings, status) if run.engaged else None, status)
         if run.engaged:  # usage is work done: a stream dropped before it began has none
             state.ledger.record(run.usage(caller, model.settings, status))
+        else:
+            state.ledger.discard(run.id)
 
+    await begun(state.ledger, run.usage(caller, model.settings, "started"), account)
     if body.stream:
         return AccountedStream(
             sse.guarded(
@@ -144,6 +156,7 @@ class _Run:
     engaged: bool = False  # the engine has the request: from here on there is usage
     started: float = field(default_factory=time.perf_counter)
     parse_calls: bool = False  # tools were offered: outputs may hold tool calls
+    record: RequestRecord = field(default_factory=lambda: RequestRecord(""))
 
     @property
     def used_tokens(self) -> int:
@@ -152,7 +165,7 @@ class _Run:
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> ChatCompletion:
         choices = [_ChoiceState() for _ in requests]
         self.engaged = True
-        async for index, ev in merged_events(engine, requests):
+        async for index, ev in timed(merged_events(engine, requests), self.record):
             state = choices[index]
             if isinstance(ev, Finished):
                 self._finish(state, ev)
@@ -186,7 +199,7 @@ class _Run:
                 self._chunk(ChunkChoice(index=i, delta=Delta(role="assistant", content="")))
             )
         self.engaged = True
-        async for index, ev in merged_events(engine, requests):
+        async for index, ev in timed(merged_events(engine, requests), self.record):
             state = choices[index]
             if isinstance(ev, Finished):
                 self._finish(state, ev)
@@ -226,7 +239,7 @@ class _Run:
             service_tier=self._service_tier(),
         )
 
-    def usage(self, caller: Principal, model: ModelSettings, status: Status) -> UsageEvent:
+    def usage(self, caller: Principal, model: ModelSettings, status: EventStatus) -> UsageEvent:
         """The ledger's record of this run, however far it got."""
         return usage_event(
             request_id=self.id,

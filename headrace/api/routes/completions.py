@@ -12,11 +12,11 @@ from fastapi.responses import Response
 
 from headrace.admission.auth import Principal
 from headrace.api import sse
-from headrace.api.accounting import AccountedStream, accounted, once, settled
+from headrace.api.accounting import AccountedStream, accounted, begun, once, settled
 from headrace.api.chat_request import MAX_STOP_SEQUENCES, logit_bias
 from headrace.api.generation import merged_events
 from headrace.api.responses import json_response
-from headrace.api.state import Caller, State
+from headrace.api.state import Caller, Record, State
 from headrace.config import ModelSettings
 from headrace.context.prompt import fit_output_budget
 from headrace.engine.interface import (
@@ -29,7 +29,8 @@ from headrace.engine.interface import (
 )
 from headrace.engine.tokenizer import Tokenizer
 from headrace.errors import InvalidRequestError
-from headrace.metering.usage import Prices, Status, UsageEvent, usage_event
+from headrace.metering.usage import EventStatus, Prices, Status, UsageEvent, usage_event
+from headrace.observability.request import RequestRecord, timed
 from headrace.protocol.common import FinishReason, Usage
 from headrace.protocol.completions import (
     Completion,
@@ -42,10 +43,16 @@ router = APIRouter(tags=["completions"])
 
 
 @router.post("/v1/completions", response_model=None)
-async def create_completion(body: CompletionRequest, state: State, caller: Caller) -> Response:
+async def create_completion(
+    body: CompletionRequest, state: State, caller: Caller, record: Record
+) -> Response:
+    record.stream = bool(body.stream)
     _refuse_unsupported(body)
+    record.mark("validate")
     caller.check_model(body.model)
     model = state.registry.chat(body.model)
+    record.model = body.model  # only now: a label must name a model we serve
+    record.mark("route")
     prompts = _prompts(body.prompt, model.tokenizer)
     n = body.n or 1
     completion_id = f"cmpl-{secrets.token_hex(12)}"
@@ -64,18 +71,25 @@ async def create_completion(body: CompletionRequest, state: State, caller: Calle
                 )
             )
     reserved = sum(len(r.prompt_token_ids) + r.params.max_tokens for r in requests)
+    record.mark("build_context")
     admission = await state.limiter.admit(caller, model=body.model, tokens=reserved)
+    record.mark("admission")
     echoes = [model.tokenizer.decode(list(ids)) if body.echo else "" for ids in prompts]
     run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body, echoes, n)
     run.prompt_tokens = sum(len(ids) for ids in prompts)
+    run.record = record
     headers = {"openai-model": body.model} | admission.headers
 
     @once
     def account(status: Status) -> None:
         admission.release(run.prompt_tokens + run.generated_tokens)
+        record.account(run.usage(caller, model.settings, status) if run.engaged else None, status)
         if run.engaged:
             state.ledger.record(run.usage(caller, model.settings, status))
+        else:
+            state.ledger.discard(run.id)
 
+    await begun(state.ledger, run.usage(caller, model.settings, "started"), account)
     if body.stream:
         return AccountedStream(
             sse.guarded(
@@ -91,6 +105,11 @@ async def create_completion(body: CompletionRequest, state: State, caller: Calle
 
 
 def _refuse_unsupported(body: CompletionRequest) -> None:
+    if body.stream_options is not None and not body.stream:
+        raise InvalidRequestError(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            param="stream_options",
+        )
     if body.suffix:
         raise InvalidRequestError(
             "Unsupported parameter: 'suffix' is not supported with this model.",
@@ -179,9 +198,10 @@ class _Run:
     prompt_tokens: int = 0
     generated_tokens: int = 0  # counted as they stream, so a cut-short run is still measured
     engaged: bool = False  # the engine has the request: from here on there is usage
+    record: RequestRecord = field(default_factory=lambda: RequestRecord(""))
     started: float = field(default_factory=time.perf_counter)
 
-    def usage(self, caller: Principal, model: ModelSettings, status: Status) -> UsageEvent:
+    def usage(self, caller: Principal, model: ModelSettings, status: EventStatus) -> UsageEvent:
         """The ledger's record of this run, however far it got."""
         return usage_event(
             request_id=self.id,
@@ -201,7 +221,7 @@ class _Run:
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> Completion:
         choices = [_Choice() for _ in requests]
         self.engaged = True
-        async for index, ev in merged_events(engine, requests):
+        async for index, ev in timed(merged_events(engine, requests), self.record):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)
@@ -237,7 +257,7 @@ class _Run:
                         CompletionChoice(text=self.echoes[i // self.n], index=i, finish_reason=None)
                     )
                 )
-        async for index, ev in merged_events(engine, requests):
+        async for index, ev in timed(merged_events(engine, requests), self.record):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)

@@ -1,0 +1,138 @@
+"""The admit stage's first step, `Idempotency-Key`, around the generation POSTs.
+
+Raw ASGI around the routes rather than a call inside them: a replay must be the bytes the
+first request sent (a whole SSE stream included), and it must skip everything after this
+point: no rate-limit tokens, no engine, no usage event. A request without the header, or
+whose key does not authenticate (the route then answers 401), passes straight through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headrace.admission.idempotency import (
+    Claimed,
+    Recorder,
+    Replay,
+    StoredResponse,
+    fingerprint,
+    scoped_key,
+)
+from headrace.api.state import AppState
+from headrace.errors import HeadraceError, InvalidRequestError
+
+PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ()))
+        state: AppState | None = _state(scope) if HEADER in headers else None
+        if state is None or not state.settings.idempotency.enabled:
+            await self.app(scope, receive, send)
+            return
+        key = headers[HEADER].decode("latin-1").strip()
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            await _send(send, _error(_bad_key()))
+            return
+        try:
+            authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+            principal = await state.auth.authenticate(authorization)
+        except HeadraceError:  # the route answers 401 as it always does
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _read_body(receive)
+        try:
+            outcome = await state.idempotency.begin(
+                scoped_key(principal.project_id, key),
+                fingerprint(scope["method"], scope["path"], body),
+            )
+        except HeadraceError as exc:
+            await _send(send, _error(exc))
+            return
+        if isinstance(outcome, Replay):
+            await _send(send, outcome.response, replayed=True)
+            return
+        await self._run_and_record(scope, receive, send, state, outcome)
+
+    async def _run_and_record(
+        self, scope: Scope, receive: Receive, send: Send, state: AppState, claim: Claimed
+    ) -> None:
+        recorder = Recorder(max_bytes=state.settings.idempotency.max_response_bytes)
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                recorder.start(
+                    message["status"],
+                    [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]],
+                )
+            elif message["type"] == "http.response.body":
+                recorder.body(message.get("body", b""), more=message.get("more_body", False))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording)
+        finally:
+            # Shielded: a request cancelled by its client still frees (or stores) its key.
+            await asyncio.shield(state.idempotency.finish(claim, recorder.stored()))
+
+
+def _state(scope: Scope) -> AppState | None:
+    """The app's state for a generation POST, else None (not ours to handle)."""
+    if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in PATHS:
+        return None
+    state: AppState = scope["app"].state.headrace
+    return state
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a `receive` that hands it on, then waits for a disconnect."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _bad_key() -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The Idempotency-Key header must be 1 to {MAX_KEY_LENGTH} characters.",
+        param="Idempotency-Key",
+    )
+
+
+def _error(exc: HeadraceError) -> StoredResponse:
+    return StoredResponse(
+        exc.status_code, (("content-type", "application/json"),), orjson.dumps(exc.envelope())
+    )
+
+
+async def _send(send: Send, response: StoredResponse, *, replayed: bool = False) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,1 @@
+"""`headrace bench serve`: a load generator for any OpenAI-compatible server."""

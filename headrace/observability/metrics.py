@@ -1,0 +1,281 @@
+"""Every Prometheus metric Headrace exports, named in this one module.
+
+Names mirror vLLM's (`vllm:time_to_first_token_seconds` here is
+`headrace:time_to_first_token_seconds`) wherever the meaning is the same, so dashboards
+built for vLLM carry over by changing the prefix. Labels are bounded: model names come from
+the registry (never the request's raw string), projects beyond `max_projects` fold into
+`other`, and no key id or request id is ever a label.
+
+With several uvicorn workers, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory shared by
+them (prometheus-client reads it itself, at import): every worker writes its samples there
+and a scrape of any worker sums them all. Engine gauges are read from `engine.stats()` at
+scrape time, so they describe the engines of the worker that answered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from headrace.engine.interface import EngineStats
+from headrace.errors import (
+    AuthenticationError,
+    ConflictError,
+    HeadraceError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from headrace.observability.gpu import GpuStats
+from headrace.observability.request import RequestRecord
+
+PREFIX = "headrace:"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+REQUESTS = f"{PREFIX}requests_total"
+TIME_TO_FIRST_TOKEN = f"{PREFIX}time_to_first_token_seconds"
+TIME_PER_OUTPUT_TOKEN = f"{PREFIX}request_time_per_output_token_seconds"
+INTER_TOKEN_LATENCY = f"{PREFIX}inter_token_latency_seconds"
+E2E_LATENCY = f"{PREFIX}e2e_request_latency_seconds"
+QUEUE_TIME = f"{PREFIX}request_queue_time_seconds"
+PROMPT_TOKENS = f"{PREFIX}prompt_tokens_total"
+GENERATION_TOKENS = f"{PREFIX}generation_tokens_total"
+CACHED_PROMPT_TOKENS = f"{PREFIX}prompt_tokens_cached_total"
+REJECTIONS = f"{PREFIX}request_rejections_total"
+DISCONNECTS = f"{PREFIX}request_disconnects_total"
+COST = f"{PREFIX}request_cost_usd_total"
+NUM_RUNNING = f"{PREFIX}num_requests_running"
+NUM_WAITING = f"{PREFIX}num_requests_waiting"
+KV_CACHE_USAGE = f"{PREFIX}kv_cache_usage_perc"
+PREFIX_CACHE_HIT_RATE = f"{PREFIX}prefix_cache_hit_rate"
+PREEMPTIONS = f"{PREFIX}num_preemptions"
+GPU_MEMORY_USED = f"{PREFIX}gpu_memory_used_bytes"
+GPU_MEMORY_TOTAL = f"{PREFIX}gpu_memory_total_bytes"
+GPU_UTILIZATION = f"{PREFIX}gpu_utilization_perc"
+
+REJECTION_REASONS = (
+    "rate_limit",
+    "budget",
+    "overload",
+    "validation",
+    "safety",
+    "auth",
+    "conflict",
+)
+
+# vLLM's buckets: first tokens from milliseconds (a cached prefix) to minutes (a long queue).
+TTFT_BUCKETS = (
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0,
+    2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+)  # fmt: skip
+TOKEN_BUCKETS = (
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0,
+    2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0,
+)  # fmt: skip
+REQUEST_BUCKETS = (
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
+    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0,
+)  # fmt: skip
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, *REQUEST_BUCKETS)
+
+
+def rejection_reason(exc: HeadraceError) -> str:
+    """The bounded reason a request was refused, or "" when the error is not a refusal."""
+    if isinstance(exc, QuotaExceededError):
+        return "budget"
+    if isinstance(exc, RateLimitError):
+        return "rate_limit"
+    if isinstance(exc, ServiceUnavailableError):
+        return "overload"
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        return "auth"
+    if isinstance(exc, ConflictError):
+        return "conflict"
+    if isinstance(exc, InvalidRequestError | NotFoundError | PayloadTooLargeError):
+        return "validation"
+    return ""
+
+
+def multiprocess() -> bool:
+    """prometheus-client's own switch; read here only to pick how a scrape collects."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class ProjectLabels:
+    """Project ids as a label, bounded: the first `limit` seen keep their id, later ones
+    share `other`, so a tenant explosion cannot explode the series count."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, project_id: str) -> str:
+        if project_id in self._seen:
+            return project_id
+        if len(self._seen) < self.limit:
+            self._seen.add(project_id)
+            return project_id
+        return "other"
+
+
+class Metrics:
+    """The gateway's metrics on a registry of its own (one per app: no global state)."""
+
+    def __init__(self, max_projects: int = 100) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.projects = ProjectLabels(max_projects)
+        r = self.registry
+        self.requests = Counter(
+            REQUESTS,
+            "HTTP requests by route, model and status.",
+            ["route", "model", "status"],
+            registry=r,
+        )
+        self.ttft = _histogram(TIME_TO_FIRST_TOKEN, "Received to first token.", TTFT_BUCKETS, r)
+        self.tpot = _histogram(
+            TIME_PER_OUTPUT_TOKEN,
+            "Decode time per output token after the first.",
+            TOKEN_BUCKETS,
+            r,
+        )
+        self.itl = _histogram(
+            INTER_TOKEN_LATENCY, "Time between consecutive tokens.", TOKEN_BUCKETS, r
+        )
+        self.e2e = _histogram(E2E_LATENCY, "Received to last byte sent.", REQUEST_BUCKETS, r)
+        self.queue = _histogram(
+            QUEUE_TIME,
+            "Handed to the engine to first token (waiting plus prefill).",
+            QUEUE_BUCKETS,
+            r,
+        )
+        self.prompt_tokens = _counter(PROMPT_TOKENS, "Prompt tokens processed.", r)
+        self.generation_tokens = _counter(GENERATION_TOKENS, "Tokens generated.", r)
+        self.cached_tokens = _counter(
+            CACHED_PROMPT_TOKENS, "Prompt tokens served from the prefix cache.", r
+        )
+        self.rejections = Counter(
+            REJECTIONS, "Requests refused, by reason.", ["reason", "model"], registry=r
+        )
+        self.disconnects = _counter(DISCONNECTS, "Clients gone before their response ended.", r)
+        self.cost = Counter(
+            COST,
+            "Cost of requests in USD, by model and project.",
+            ["model", "project"],
+            registry=r,
+        )
+        for reason in REJECTION_REASONS:  # present at zero, so rate() works from the start
+            self.rejections.labels(reason=reason, model="")
+
+    def observe(self, record: RequestRecord) -> None:
+        """One finished request into every metric it touches."""
+        model = record.model
+        self.requests.labels(route=record.route, model=model, status=str(record.status)).inc()
+        if record.rejection:
+            self.rejections.labels(reason=record.rejection, model=model).inc()
+        if record.disconnected:
+            self.disconnects.labels(model=model).inc()
+        if record.ttft_s is not None:
+            self.ttft.labels(model=model).observe(record.ttft_s)
+        if record.queue_s is not None:
+            self.queue.labels(model=model).observe(record.queue_s)
+        if (tpot := record.time_per_output_token_s) is not None:
+            self.tpot.labels(model=model).observe(tpot)
+        itl = self.itl.labels(model=model)
+        for gap in record.inter_token_s:
+            itl.observe(gap)
+        if record.e2e_s is not None and record.outcome is not None:
+            self.e2e.labels(model=model).observe(record.e2e_s)
+        if (usage := record.usage) is not None:
+            self.prompt_tokens.labels(model=model).inc(usage.input_tokens)
+            self.generation_tokens.labels(model=model).inc(usage.output_tokens)
+            self.cached_tokens.labels(model=model).inc(usage.cached_tokens)
+            project = self.projects.label(usage.project_id)
+            self.cost.labels(model=model, project=project).inc(usage.cost_usd)
+
+    def exposition(
+        self, engines: Iterable[tuple[str, EngineStats]], gpus: Iterable[GpuStats] = ()
+    ) -> bytes:
+        """The text a scrape returns: the request metrics (all workers' when multiprocess),
+        then each engine's and GPU's gauges as they are right now."""
+        if multiprocess():
+            collected = CollectorRegistry()
+            MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        else:
+            collected = self.registry
+        gauges = CollectorRegistry()
+        gauges.register(EngineCollector(list(engines)))
+        gauges.register(GpuCollector(list(gpus)))
+        return generate_latest(collected) + generate_latest(gauges)
+
+
+class EngineCollector(Collector):
+    """Engine gauges from `engine.stats()`, read when scraped rather than pushed."""
+
+    def __init__(self, engines: list[tuple[str, EngineStats]]) -> None:
+        self.engines = engines
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        families = {
+            NUM_RUNNING: GaugeMetricFamily(NUM_RUNNING, "Sequences running.", labels=["model"]),
+            NUM_WAITING: GaugeMetricFamily(NUM_WAITING, "Sequences waiting.", labels=["model"]),
+            KV_CACHE_USAGE: GaugeMetricFamily(
+                KV_CACHE_USAGE, "KV cache in use, 0 to 1.", labels=["model"]
+            ),
+            PREFIX_CACHE_HIT_RATE: GaugeMetricFamily(
+                PREFIX_CACHE_HIT_RATE,
+                "Prompt tokens found in the prefix cache, 0 to 1.",
+                labels=["model"],
+            ),
+            # A gauge, not a counter: it is the engine's running total, read as it is.
+            PREEMPTIONS: GaugeMetricFamily(
+                PREEMPTIONS, "Preemptions since the engine started.", labels=["model"]
+            ),
+        }
+        for model, stats in self.engines:
+            families[NUM_RUNNING].add_metric([model], stats.running)
+            families[NUM_WAITING].add_metric([model], stats.waiting)
+            families[KV_CACHE_USAGE].add_metric([model], stats.kv_cache_usage)
+            families[PREFIX_CACHE_HIT_RATE].add_metric([model], stats.prefix_cache_hit_rate)
+            families[PREEMPTIONS].add_metric([model], stats.extra.get("preemptions", 0.0))
+        yield from families.values()
+
+
+class GpuCollector(Collector):
+    """GPU memory and utilisation per device; no series at all on a CPU-only process."""
+
+    def __init__(self, gpus: list[GpuStats]) -> None:
+        self.gpus = gpus
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if not self.gpus:
+            return
+        used = GaugeMetricFamily(GPU_MEMORY_USED, "GPU memory in use.", labels=["device"])
+        total = GaugeMetricFamily(GPU_MEMORY_TOTAL, "GPU memory in all.", labels=["device"])
+        busy = GaugeMetricFamily(
+            GPU_UTILIZATION, "Time the GPU was busy, 0 to 1 (NVML).", labels=["device"]
+        )
+        for gpu in self.gpus:
+            used.add_metric([gpu.device], gpu.memory_used_bytes)
+            total.add_metric([gpu.device], gpu.memory_total_bytes)
+            if gpu.utilization is not None:
+                busy.add_metric([gpu.device], gpu.utilization)
+        yield from (used, total, busy)
+
+
+def _histogram(
+    name: str, doc: str, buckets: tuple[float, ...], registry: CollectorRegistry
+) -> Histogram:
+    return Histogram(name, doc, ["model"], buckets=buckets, registry=registry)
+
+
+def _counter(name: str, doc: str, registry: CollectorRegistry) -> Counter:
+    return Counter(name, doc, ["model"], registry=registry)

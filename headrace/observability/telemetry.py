@@ -1,0 +1,57 @@
+"""The app's telemetry: a finished request's record becomes metrics, a trace and a log line.
+
+telemetry = Telemetry.from_settings(settings)   # one per app, built by `create_app`
+telemetry.observe(record)                       # the receive stage, as a request ends
+"""
+
+from __future__ import annotations
+
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from headrace.config import Settings
+from headrace.observability.logging import access_fields, get_logger
+from headrace.observability.metrics import Metrics
+from headrace.observability.request import RequestRecord
+from headrace.observability.tracing import record_trace, tracer_provider
+
+
+class Telemetry:
+    def __init__(
+        self,
+        metrics: Metrics,
+        provider: TracerProvider | None = None,
+        log: structlog.stdlib.BoundLogger | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.log = log if log is not None else get_logger("headrace.access")
+        self.provider = provider
+        self.tracer = provider.get_tracer("headrace") if provider is not None else None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, span_exporter: SpanExporter | None = None
+    ) -> Telemetry:
+        """What `settings` ask for; `span_exporter` (tests) receives every span."""
+        return cls(
+            Metrics(settings.metrics.max_projects),
+            tracer_provider(settings.tracing, span_exporter),
+        )
+
+    def observe(self, record: RequestRecord) -> None:
+        """One finished request into every view of it. Never raises: telemetry must not
+        turn a served request into an error."""
+        trace_id = ""
+        try:
+            if self.tracer is not None:
+                trace_id = record_trace(self.tracer, record)
+            self.metrics.observe(record)
+        except Exception:
+            self.log.exception("telemetry_failed", request_id=record.request_id)
+        self.log.info("request", **access_fields(record, trace_id))
+
+    def close(self) -> None:
+        """Flush spans still batched for the exporter."""
+        if self.provider is not None:
+            self.provider.shutdown()
