@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from headrace.admission.auth import Principal
 from headrace.api import sse
-from headrace.api.accounting import AccountedStream, accounted, begun, once, settled
 from headrace.api.chat_request import (
     max_output_tokens,
     output_grammar,
@@ -23,9 +21,8 @@ from headrace.api.chat_request import (
     tool_plan,
 )
 from headrace.api.generation import merged_events
-from headrace.api.responses import json_response
+from headrace.api.generation_response import Meter, respond
 from headrace.api.state import Caller, Record, State
-from headrace.config import ModelSettings
 from headrace.context.prompt import build_chat_prompt
 from headrace.context.tool_calls import ParsedToolCall, ToolCallStream, parse_tool_calls
 from headrace.engine.interface import (
@@ -36,8 +33,7 @@ from headrace.engine.interface import (
     TokenLogprob,
 )
 from headrace.engine.tokenizer import Tokenizer
-from headrace.metering.usage import EventStatus, Prices, Status, UsageEvent, usage_event
-from headrace.observability.request import RequestRecord, timed
+from headrace.observability.request import timed
 from headrace.protocol.chat import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -102,34 +98,20 @@ async def create_chat_completion(
         caller, model=body.model, tokens=len(prompt.token_ids) + prompt.max_tokens * len(requests)
     )
     record.mark("admission")
-    run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body)
+    run = _Run(completion_id, body.model, int(time.time()), tokenizer=model.tokenizer, body=body)
     run.parse_calls = tools.parse_calls
     run.record = record
     run.prompt_tokens = len(prompt.token_ids)
-    headers = {"openai-model": body.model} | admission.headers
-
-    @once
-    def account(status: Status) -> None:
-        admission.release(run.used_tokens)
-        record.account(run.usage(caller, model.settings, status) if run.engaged else None, status)
-        if run.engaged:  # usage is work done: a stream dropped before it began has none
-            state.ledger.record(run.usage(caller, model.settings, status))
-        else:
-            state.ledger.discard(run.id)
-
-    await begun(state.ledger, run.usage(caller, model.settings, "started"), account)
-    if body.stream:
-        return AccountedStream(
-            sse.guarded(
-                settled(run.stream(model.engine, requests), account),
-                heartbeat_s=state.settings.server.sse_heartbeat_s,
-            ),
-            account,
-            media_type=sse.MEDIA_TYPE,
-            headers=sse.HEADERS | headers,
-        )
-    completion = await accounted(run.complete(model.engine, requests), account)
-    return json_response(completion, headers=headers)
+    return await respond(
+        state,
+        caller,
+        model.settings,
+        admission,
+        run,
+        stream=(lambda: run.stream(model.engine, requests)) if body.stream else None,
+        complete=lambda: run.complete(model.engine, requests),
+        headers={"openai-model": body.model},
+    )
 
 
 @dataclass(slots=True)
@@ -141,26 +123,13 @@ class _ChoiceState:
     calls: ToolCallStream = field(default_factory=ToolCallStream)
 
 
-@dataclass(slots=True)
-class _Run:
+@dataclass(slots=True, kw_only=True)
+class _Run(Meter):
     """One chat completion being produced: collects events into the wire shapes."""
 
-    id: str
-    model: str
-    created: int
     tokenizer: Tokenizer
     body: ChatCompletionRequest
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    generated_tokens: int = 0  # counted as they stream, so a cut-short run is still measured
-    engaged: bool = False  # the engine has the request: from here on there is usage
-    started: float = field(default_factory=time.perf_counter)
     parse_calls: bool = False  # tools were offered: outputs may hold tool calls
-    record: RequestRecord = field(default_factory=lambda: RequestRecord(""))
-
-    @property
-    def used_tokens(self) -> int:
-        return self.prompt_tokens + self.generated_tokens
 
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> ChatCompletion:
         choices = [_ChoiceState() for _ in requests]
@@ -237,23 +206,6 @@ class _Run:
             choices=[] if choice is None else [choice],
             usage=usage,
             service_tier=self._service_tier(),
-        )
-
-    def usage(self, caller: Principal, model: ModelSettings, status: EventStatus) -> UsageEvent:
-        """The ledger's record of this run, however far it got."""
-        return usage_event(
-            request_id=self.id,
-            created_at=self.created,
-            org_id=caller.org_id,
-            project_id=caller.project_id,
-            api_key_id=caller.key_id,
-            model=self.model,
-            input_tokens=self.prompt_tokens,
-            cached_tokens=self.cached_tokens,
-            output_tokens=self.generated_tokens,
-            latency_s=time.perf_counter() - self.started,
-            prices=Prices(model.input_price_per_1m, model.output_price_per_1m),
-            status=status,
         )
 
     def _count(self, state: _ChoiceState, ev: TextDelta) -> None:

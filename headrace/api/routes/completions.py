@@ -10,14 +10,11 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from headrace.admission.auth import Principal
 from headrace.api import sse
-from headrace.api.accounting import AccountedStream, accounted, begun, once, settled
 from headrace.api.chat_request import MAX_STOP_SEQUENCES, logit_bias
 from headrace.api.generation import merged_events
-from headrace.api.responses import json_response
+from headrace.api.generation_response import Meter, respond
 from headrace.api.state import Caller, Record, State
-from headrace.config import ModelSettings
 from headrace.context.prompt import fit_output_budget
 from headrace.engine.interface import (
     Engine,
@@ -29,8 +26,7 @@ from headrace.engine.interface import (
 )
 from headrace.engine.tokenizer import Tokenizer
 from headrace.errors import InvalidRequestError
-from headrace.metering.usage import EventStatus, Prices, Status, UsageEvent, usage_event
-from headrace.observability.request import RequestRecord, timed
+from headrace.observability.request import timed
 from headrace.protocol.common import FinishReason, Usage
 from headrace.protocol.completions import (
     Completion,
@@ -75,33 +71,27 @@ async def create_completion(
     admission = await state.limiter.admit(caller, model=body.model, tokens=reserved)
     record.mark("admission")
     echoes = [model.tokenizer.decode(list(ids)) if body.echo else "" for ids in prompts]
-    run = _Run(completion_id, body.model, int(time.time()), model.tokenizer, body, echoes, n)
+    run = _Run(
+        completion_id,
+        body.model,
+        int(time.time()),
+        tokenizer=model.tokenizer,
+        body=body,
+        echoes=echoes,
+        n=n,
+    )
     run.prompt_tokens = sum(len(ids) for ids in prompts)
     run.record = record
-    headers = {"openai-model": body.model} | admission.headers
-
-    @once
-    def account(status: Status) -> None:
-        admission.release(run.prompt_tokens + run.generated_tokens)
-        record.account(run.usage(caller, model.settings, status) if run.engaged else None, status)
-        if run.engaged:
-            state.ledger.record(run.usage(caller, model.settings, status))
-        else:
-            state.ledger.discard(run.id)
-
-    await begun(state.ledger, run.usage(caller, model.settings, "started"), account)
-    if body.stream:
-        return AccountedStream(
-            sse.guarded(
-                settled(run.stream(model.engine, requests), account),
-                heartbeat_s=state.settings.server.sse_heartbeat_s,
-            ),
-            account,
-            media_type=sse.MEDIA_TYPE,
-            headers=sse.HEADERS | headers,
-        )
-    completion = await accounted(run.complete(model.engine, requests), account)
-    return json_response(completion, headers=headers)
+    return await respond(
+        state,
+        caller,
+        model.settings,
+        admission,
+        run,
+        stream=(lambda: run.stream(model.engine, requests)) if body.stream else None,
+        complete=lambda: run.complete(model.engine, requests),
+        headers={"openai-model": body.model},
+    )
 
 
 def _refuse_unsupported(body: CompletionRequest) -> None:
@@ -186,37 +176,14 @@ class _Choice:
     prompt_tokens: int = 0
 
 
-@dataclass(slots=True)
-class _Run:
-    id: str
-    model: str
-    created: int
+@dataclass(slots=True, kw_only=True)
+class _Run(Meter):
+    """One legacy completion being produced: collects events into the wire shapes."""
+
     tokenizer: Tokenizer
     body: CompletionRequest
     echoes: list[str]
     n: int
-    prompt_tokens: int = 0
-    generated_tokens: int = 0  # counted as they stream, so a cut-short run is still measured
-    engaged: bool = False  # the engine has the request: from here on there is usage
-    record: RequestRecord = field(default_factory=lambda: RequestRecord(""))
-    started: float = field(default_factory=time.perf_counter)
-
-    def usage(self, caller: Principal, model: ModelSettings, status: EventStatus) -> UsageEvent:
-        """The ledger's record of this run, however far it got."""
-        return usage_event(
-            request_id=self.id,
-            created_at=self.created,
-            org_id=caller.org_id,
-            project_id=caller.project_id,
-            api_key_id=caller.key_id,
-            model=self.model,
-            input_tokens=self.prompt_tokens,
-            cached_tokens=0,
-            output_tokens=self.generated_tokens,
-            latency_s=time.perf_counter() - self.started,
-            prices=Prices(model.input_price_per_1m, model.output_price_per_1m),
-            status=status,
-        )
 
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> Completion:
         choices = [_Choice() for _ in requests]
