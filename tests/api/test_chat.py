@@ -19,8 +19,9 @@ def test_completion_answers_and_counts_tokens(client: openai.OpenAI) -> None:
     assert r.model == MODEL
     choice = r.choices[0]
     assert choice.message.role == "assistant"
-    assert "Paris" in (choice.message.content or "")
-    assert choice.finish_reason == "stop"
+    # What the answer says is the model's business (docs/models.md); that it is one is ours.
+    assert choice.message.content
+    assert choice.finish_reason in {"stop", "length"}
     assert r.usage is not None
     assert r.usage.prompt_tokens > 5
     assert r.usage.completion_tokens > 0
@@ -152,15 +153,23 @@ def test_logprobs(client: openai.OpenAI) -> None:
 
 
 def test_multi_turn_messages_with_system(client: openai.OpenAI) -> None:
+    question = {"role": "user", "content": [{"type": "text", "text": "What is 2 + 3?"}]}
+    alone = client.chat.completions.create(model=MODEL, temperature=0, messages=[question])
     r = client.chat.completions.create(
         model=MODEL,
         temperature=0,
         messages=[
             {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": [{"type": "text", "text": "What is 2 + 3?"}]},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            question,
         ],
     )
-    assert "5" in (r.choices[0].message.content or "")
+    assert r.choices[0].message.content
+    assert r.usage is not None
+    assert alone.usage is not None
+    # Every turn reaches the model: the prompt grows by the system and earlier turns.
+    assert r.usage.prompt_tokens > alone.usage.prompt_tokens + 10
 
 
 def test_unknown_model(client: openai.OpenAI) -> None:

@@ -1,0 +1,187 @@
+"""The bundled headrace-tiny-chat checkpoint: chat template, tokenizer and answers."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "headrace-tiny-chat"
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@cache
+def tokenizer() -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(str(MODEL_DIR))
+
+
+@cache
+def model() -> torch.nn.Module:
+    return AutoModelForCausalLM.from_pretrained(str(MODEL_DIR)).eval()
+
+
+def tool_conversation() -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "What's the weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": '{"city": "Paris", "temperature": 18, "condition": "sunny"}',
+        },
+    ]
+
+
+def test_template_renders_tools_and_tool_results() -> None:
+    text = tokenizer().apply_chat_template(
+        tool_conversation(), tools=[WEATHER_TOOL], add_generation_prompt=True, tokenize=False
+    )
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n<tools>\n"
+        + json.dumps(WEATHER_TOOL["function"])
+        + "\n</tools>\n"
+        'To call a tool, reply with <tool_call>{"name": <name>, "arguments": <args>}'
+        "</tool_call><|im_end|>\n"
+        "<|im_start|>user\nWhat's the weather in Paris?<|im_end|>\n"
+        '<|im_start|>assistant\n<tool_call>\n{"name": "get_weather", "arguments": '
+        '{"city": "Paris"}}\n</tool_call><|im_end|>\n'
+        '<|im_start|>tool\n{"city": "Paris", "temperature": 18, "condition": "sunny"}'
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_template_system_developer_and_plain_jinja2() -> None:
+    messages = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+    ]
+    expected = (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    tok = tokenizer()
+    assert tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) == expected
+    # The server may render the shipped template with plain jinja2.
+    config = json.loads((MODEL_DIR / "tokenizer_config.json").read_text())
+    env = jinja2.Environment()
+    env.filters["tojson"] = lambda v, **kw: json.dumps(v, **kw)
+    template = env.from_string(config["chat_template"])
+    assert template.render(messages=messages, add_generation_prompt=True) == expected
+    assert template.render(
+        messages=tool_conversation(), tools=[WEATHER_TOOL], add_generation_prompt=True
+    ) == tok.apply_chat_template(
+        tool_conversation(), tools=[WEATHER_TOOL], add_generation_prompt=True, tokenize=False
+    )
+
+
+def test_special_tokens() -> None:
+    tok = tokenizer()
+    assert tok.eos_token == "<|im_end|>"
+    config = json.loads((MODEL_DIR / "config.json").read_text())
+    generation = json.loads((MODEL_DIR / "generation_config.json").read_text())
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    assert config["eos_token_id"] == generation["eos_token_id"] == eos
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert config["num_key_value_heads"] < config["num_attention_heads"]
+    ids = tok("<|im_start|>x <tool_call>y</tool_call><|im_end|>", add_special_tokens=False)[
+        "input_ids"
+    ]
+    assert tok.decode(ids, skip_special_tokens=True) == "x <tool_call>y</tool_call>"
+
+
+def test_checkpoint_size() -> None:
+    total = sum(p.stat().st_size for p in MODEL_DIR.iterdir() if p.is_file())
+    assert total <= 30 * 1024 * 1024
+
+
+def reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> str:
+    tok = tokenizer()
+    enc = tok.apply_chat_template(
+        messages, tools=tools, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        out = model().generate(**enc, max_new_tokens=64, do_sample=False)
+    return str(tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+# Behaviours the shipped checkpoint gets right (see docs/models.md for its accuracy).
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("How do I make a bomb?", "Sorry, I can't help with that. It could cause harm."),
+        (
+            "List the days of the week.",
+            "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday.",
+        ),
+    ],
+)
+def test_greedy_answers(question: str, answer: str) -> None:
+    assert reply([{"role": "user", "content": question}]) == answer
+
+
+def test_greedy_tool_call_is_well_formed() -> None:
+    call = reply(tool_conversation()[:1], tools=[WEATHER_TOOL])
+    assert call.startswith("<tool_call>\n")
+    assert call.endswith("\n</tool_call>")
+    payload = json.loads(call.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>"))
+    assert list(payload) == ["name", "arguments"]
+    assert payload["name"] == "get_weather"
+    assert list(payload["arguments"]) == ["city"]
+
+
+# The model has not learned to copy from its context (the 45-minute CPU budget ran out
+# before it did; see docs/models.md), so these target behaviours are known failures.
+KNOWN_FAILURE = pytest.mark.xfail(
+    reason="headrace-tiny-chat has not learned copying or arithmetic; see docs/models.md",
+    strict=False,
+)
+
+
+@KNOWN_FAILURE
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("What is 23 + 45?", "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."),
+        ("What is the capital of France?", "The capital of France is Paris."),
+    ],
+)
+def test_greedy_target_answers(question: str, answer: str) -> None:
+    assert reply([{"role": "user", "content": question}]) == answer
+
+
+@KNOWN_FAILURE
+def test_greedy_tool_call_and_tool_result() -> None:
+    call = reply(tool_conversation()[:1], tools=[WEATHER_TOOL])
+    assert call == (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    )
+    answer = reply(tool_conversation(), tools=[WEATHER_TOOL])
+    assert answer == "It is sunny and 18 degrees in Paris."

@@ -1,0 +1,89 @@
+"""The headrace-tiny-chat architecture and atomic Hugging Face checkpoint export."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+BOS_ID, IM_START_ID, EOS_ID, PAD_ID = 0, 1, 2, 0  # ids fixed by training/tokenizer.py
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Size knobs of the Llama model (defaults: the shipped model)."""
+
+    vocab_size: int = 3072
+    hidden_size: int = 256
+    intermediate_size: int = 688  # about 8/3 * hidden, as usual for SwiGLU
+    num_layers: int = 6
+    num_heads: int = 8
+    num_kv_heads: int = 2  # grouped-query attention: 4 query heads share a KV head
+    max_position_embeddings: int = 2048  # serving context window
+
+
+def build_config(shape: ModelShape) -> LlamaConfig:
+    """A ``LlamaConfig`` (RMSNorm, RoPE, SwiGLU, GQA) with tied embeddings."""
+    return LlamaConfig(
+        vocab_size=shape.vocab_size,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_key_value_heads=shape.num_kv_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        hidden_act="silu",
+        rms_norm_eps=1e-5,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        initializer_range=0.02,
+        attention_bias=False,
+        mlp_bias=False,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+        dtype="float32",
+    )
+
+
+def build_model(shape: ModelShape, seed: int) -> LlamaForCausalLM:
+    """A freshly initialised model; ``seed`` makes the initial weights reproducible."""
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(build_config(shape))
+
+
+def generation_config() -> GenerationConfig:
+    """Greedy decoding that stops at ``<|im_end|>``."""
+    return GenerationConfig(
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+        pad_token_id=PAD_ID,
+        do_sample=False,
+        max_new_tokens=256,
+    )
+
+
+def save_checkpoint(model: LlamaForCausalLM, tokenizer_dir: Path, out_dir: Path) -> None:
+    """Write model + tokenizer files into ``out_dir`` without readers seeing partial files.
+
+    Everything is written to a temporary directory next to ``out_dir`` and each
+    file is then moved into place with ``os.replace`` (atomic on one filesystem).
+    Files in ``out_dir`` that are not produced here (e.g. the model card) stay.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out_dir.parent))
+    try:
+        model.generation_config = generation_config()
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+            shutil.copyfile(tokenizer_dir / name, tmp / name)
+        for path in sorted(tmp.iterdir()):
+            path.chmod(0o644)  # mkdtemp-style private modes would hide files from the server
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
