@@ -87,13 +87,17 @@ async def one(engine: LLMEngine, rid: str, prompt: tuple[int, ...], out_len: int
 
 
 async def run_engine(
-    engine: LLMEngine, prompts: list[tuple[int, ...]], out_len: int, concurrency: int, tag: str
+    engine: LLMEngine,
+    prompts: list[tuple[int, ...]],
+    out_lens: list[int],
+    concurrency: int,
+    tag: str,
 ) -> dict[str, float]:
     sem = asyncio.Semaphore(concurrency)
 
     async def limited(i: int, p: tuple[int, ...]) -> Timing:
         async with sem:
-            return await one(engine, f"{tag}-{i}", p, out_len)
+            return await one(engine, f"{tag}-{i}", p, out_lens[i])
 
     start = time.perf_counter()
     timings = await asyncio.gather(*(limited(i, p) for i, p in enumerate(prompts)))
@@ -117,9 +121,11 @@ async def run_engine(
 
 
 def run_transformers(
-    model_dir: Path, prompts: list[tuple[int, ...]], out_len: int, batch: int, pad_id: int
+    model_dir: Path, prompts: list[tuple[int, ...]], out_lens: list[int], batch: int, pad_id: int
 ) -> dict[str, float]:
-    """`generate()` over static batches of `batch` prompts, left-padded, greedy."""
+    """`generate()` over static batches of `batch` prompts, left-padded, greedy. A static
+    batch runs until its longest request is done; only the tokens each request asked for
+    count as output (what a client receives), as for the engine."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -128,18 +134,20 @@ def run_transformers(
     with torch.inference_mode():
         for i in range(0, len(prompts), batch):
             group = prompts[i : i + batch]
+            lengths = out_lens[i : i + batch]
             width = max(len(p) for p in group)
             ids = torch.tensor([[pad_id] * (width - len(p)) + list(p) for p in group])
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in group])
             out = model.generate(
                 input_ids=ids,
                 attention_mask=mask,
-                max_new_tokens=out_len,
-                min_new_tokens=out_len,
+                max_new_tokens=max(lengths),
+                min_new_tokens=max(lengths),
                 do_sample=False,
                 pad_token_id=pad_id,
             )
-            tokens += (out.shape[1] - width) * len(group)
+            assert out.shape[1] - width == max(lengths)
+            tokens += sum(lengths)
     wall = time.perf_counter() - start
     return {"batch": batch, "output_tokens_per_s": tokens / wall, "wall_s": wall}
 
@@ -186,20 +194,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     torch.set_num_threads(args.threads)
     engine = LLMEngine(model_dir, tok, EngineConfig(max_num_seqs=64))
     prompts = make_prompts(tok, args.requests, args.prompt_min, args.prompt_max, args.seed)
-    await run_engine(engine, prompts[:4], 8, 4, "warmup")
+    rng = random.Random(args.seed + 1)
+    out_lens = [rng.randint(args.output_min or args.output_len, args.output_len) for _ in prompts]
+    await run_engine(engine, prompts[:4], [8] * 4, 4, "warmup")
     results: dict[str, object] = {
         "model": "headrace-tiny-chat",
         "threads": args.threads,
         "requests": args.requests,
         "prompt_len": [args.prompt_min, args.prompt_max],
-        "output_len": args.output_len,
+        "output_len": [args.output_min or args.output_len, args.output_len],
         "kv_pool_mib": engine.runner.kv_cache_bytes / 2**20,
         "kv_pool_blocks": len(engine.blocks.blocks),
     }
     results["engine_c1"] = await run_engine(
-        engine, prompts[: args.solo_requests], args.output_len, 1, "c1"
+        engine, prompts[: args.solo_requests], out_lens, 1, "c1"
     )
-    results["engine_c32"] = await run_engine(engine, prompts, args.output_len, 32, "c32")
+    results["engine_c32"] = await run_engine(engine, prompts, out_lens, 32, "c32")
     results["prefix_cache"] = await prefix_cache(engine, tok, args.prefix_len, 5)
     if args.rss_requests:
         results["rss_mib"] = await rss_drift(engine, tok, args.rss_requests)
@@ -207,7 +217,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, object]:
     engine.close()
     if not args.skip_transformers:
         results["transformers_b32"] = run_transformers(
-            model_dir, prompts, args.output_len, 32, tok.eos_token_id
+            model_dir, prompts, out_lens, 32, tok.eos_token_id
         )
     return results
 
@@ -218,7 +228,8 @@ def main() -> None:
     p.add_argument("--solo-requests", type=int, default=8, help="requests run at concurrency 1")
     p.add_argument("--prompt-min", type=int, default=32)
     p.add_argument("--prompt-max", type=int, default=128)
-    p.add_argument("--output-len", type=int, default=64)
+    p.add_argument("--output-len", type=int, default=64, help="longest output (tokens)")
+    p.add_argument("--output-min", type=int, default=0, help="shortest output (0: fixed)")
     p.add_argument("--prefix-len", type=int, default=1000)
     p.add_argument("--rss-requests", type=int, default=10_000)
     p.add_argument("--threads", type=int, default=2)

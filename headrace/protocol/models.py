@@ -16,6 +16,14 @@ class Model(WireModel):
     kind: Literal["chat", "embedding"]
     context_window: int
     capabilities: list[str]
+    pricing: ModelPricing
+
+
+class ModelPricing(WireModel):
+    """USD per million tokens, as the usage ledger charges them."""
+
+    input_per_1m: float
+    output_per_1m: float
 
 
 class ModelList(WireModel):

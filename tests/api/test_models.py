@@ -16,6 +16,8 @@ def test_list_models_reports_both_bundled_models(client: openai.OpenAI) -> None:
     assert chat.owned_by == "headrace"
     assert chat.context_window == 2048  # type: ignore[attr-defined]
     assert "chat.completions" in chat.capabilities  # type: ignore[attr-defined]
+    assert {"tools", "json_schema"} <= set(chat.capabilities)  # type: ignore[attr-defined]
+    assert chat.pricing == {"input_per_1m": 0.0, "output_per_1m": 0.0}  # type: ignore[attr-defined]
     assert models["headrace-embed-minilm"].kind == "embedding"  # type: ignore[attr-defined]
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 
 from headrace.api.state import Caller, State
-from headrace.protocol.models import Model, ModelList
+from headrace.protocol.models import Model, ModelList, ModelPricing
 from headrace.routing.registry import ChatModel, ServedModel
 
 router = APIRouter(tags=["models"])
@@ -16,7 +16,17 @@ router = APIRouter(tags=["models"])
 def _describe(model: ServedModel) -> Model:
     kind: Literal["chat", "embedding"]
     if isinstance(model, ChatModel):
-        kind, capabilities = "chat", ["chat.completions", "completions", "streaming", "logprobs"]
+        kind, capabilities = (
+            "chat",
+            [
+                "chat.completions",
+                "completions",
+                "streaming",
+                "logprobs",
+                "tools",
+                "json_schema",
+            ],
+        )
     else:
         kind, capabilities = "embedding", ["embeddings"]
     return Model(
@@ -26,6 +36,10 @@ def _describe(model: ServedModel) -> Model:
         kind=kind,
         context_window=model.context_window,
         capabilities=capabilities,
+        pricing=ModelPricing(
+            input_per_1m=model.settings.input_price_per_1m,
+            output_per_1m=model.settings.output_price_per_1m,
+        ),
     )
 
 
