@@ -31,6 +31,8 @@ from headrace.errors import ServiceUnavailableError
 from headrace.observability.logging import get_logger
 
 KEY_PREFIX = "headrace:limits:"
+_POOL_WAIT_FACTOR = 20
+_POOL_WAIT_MIN_S = 5.0
 log = get_logger("headrace.limits")
 
 # KEYS: the plan's bucket keys, then its seat keys.
@@ -152,13 +154,16 @@ class RedisBackend:
         failure: Literal["open", "closed"] = "open",
         max_connections: int = 64,
     ) -> RedisBackend:
-        # A blocking pool: a burst waits (up to the timeout) for one of `max_connections`
-        # instead of failing over to the fallback the moment the pool is busy. No retries
-        # inside redis-py: an outage is handled here, once, by the policy.
+        # A blocking pool: a burst waits for one of `max_connections` instead of failing
+        # over to the fallback the moment the pool is busy. Waiting for a free connection
+        # means this gateway is busy, not that Redis is down, so it gets a longer budget
+        # than a command: a saturated CPU must not turn a shared limit into per-replica
+        # ones (seen in CI: 72 of 200 admitted on a 60 RPM key). No retries inside
+        # redis-py: an outage is handled here, once, by the policy.
         pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=timeout_s,
+            timeout=max(timeout_s * _POOL_WAIT_FACTOR, _POOL_WAIT_MIN_S),
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=None,
