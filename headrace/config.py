@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     key_pepper: str | None = None
     # How long a looked-up key may be served from memory: bounds how late a revocation bites.
     key_cache_ttl_s: float = Field(default=1.0, ge=0)
+    # PyTorch intra-op threads, shared by every model in the process; unset: one per core.
+    # Small models are dispatch-bound: the bundled one decodes 2.2x faster at batch 1 with
+    # 1 thread than with 2 on a 2-core machine (docs/benchmarks.md).
+    torch_threads: int | None = Field(default=None, ge=1)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

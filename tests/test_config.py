@@ -64,3 +64,22 @@ def test_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "headrace.example.yaml"
     s = load_settings(example)
     assert s.models
+
+
+def test_torch_threads_is_applied_before_models_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from headrace.cli.serve import apply_runtime
+
+    monkeypatch.setenv("HEADRACE_TORCH_THREADS", "1")
+    settings = load_settings()
+    assert settings.torch_threads == 1
+    before = torch.get_num_threads()
+    try:
+        apply_runtime(settings)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv("HEADRACE_TORCH_THREADS", "0")
+    with pytest.raises(ValidationError):
+        load_settings()

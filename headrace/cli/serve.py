@@ -110,8 +110,17 @@ def serve_app(settings: Settings, registry: ModelRegistry) -> None:
         registry.close()
 
 
+def apply_runtime(settings: Settings) -> None:
+    """Process-wide inference settings, applied once before any model loads."""
+    if settings.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+
+
 def run_server(settings: Settings, console: Console) -> None:
     configure_logging(settings.log_level, settings.log_format)
+    apply_runtime(settings)
     first = asyncio.run(_first_start(settings))
     registry = load_models_with_progress(settings.models, console)
     console.print(Panel(_banner(settings, registry, first), title="headrace", expand=False))

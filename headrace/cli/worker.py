@@ -42,10 +42,11 @@ def worker_settings(
 
 
 def run_worker(settings: Settings, console: Console) -> None:
-    from headrace.cli.serve import load_models_with_progress, serve_app
+    from headrace.cli.serve import apply_runtime, load_models_with_progress, serve_app
     from headrace.observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    apply_runtime(settings)
     registry = load_models_with_progress(settings.models, console)
     name = settings.models[0].name
     url = f"http://{settings.server.host}:{settings.server.port}"
