@@ -11,68 +11,23 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent.parent / "headrace"
 
-# layer -> layers it must never import
+LAYERS = {
+    "api", "admission", "context", "safety", "routing", "metering", "engine", "storage",
+    "control", "cli", "protocol", "batch", "observability",
+}  # fmt: skip
+
+# layer -> layers it must never import. The bottom layers may use observability only.
 FORBIDDEN: dict[str, set[str]] = {
-    "engine": {
-        "api",
-        "admission",
-        "context",
-        "safety",
-        "routing",
-        "metering",
-        "storage",
-        "control",
-        "cli",
-        "protocol",
-        "batch",
-    },
-    "storage": {
-        "api",
-        "admission",
-        "context",
-        "safety",
-        "routing",
-        "metering",
-        "engine",
-        "control",
-        "cli",
-        "protocol",
-        "batch",
-    },
-    "protocol": {
-        "api",
-        "admission",
-        "context",
-        "safety",
-        "routing",
-        "metering",
-        "engine",
-        "storage",
-        "control",
-        "cli",
-        "batch",
-    },
+    "engine": LAYERS - {"engine", "observability"},
+    "storage": LAYERS - {"storage", "observability"},
+    "protocol": LAYERS - {"protocol", "observability"},
     "admission": {"api", "cli", "protocol"},
     "context": {"api", "cli", "protocol", "storage"},
     "routing": {"api", "cli", "protocol"},
     "control": {"api", "cli", "protocol"},
     "observability": {"api", "cli", "admission", "context", "routing", "control"},
     # A client of any OpenAI-compatible server: it knows nothing of the server's insides.
-    "bench": {
-        "api",
-        "admission",
-        "context",
-        "safety",
-        "routing",
-        "metering",
-        "engine",
-        "storage",
-        "control",
-        "cli",
-        "protocol",
-        "batch",
-        "observability",
-    },
+    "bench": LAYERS,
 }
 
 
