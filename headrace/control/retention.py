@@ -1,0 +1,77 @@
+"""Retention policy per project, and the periodic purge that enforces it.
+
+await set_retention(db, project_id, 30)     # content older than 30 days is purged
+await set_retention(db, project_id, 0)      # content is never stored
+purger = Purger(db, interval_s=3600); purger.start() ... await purger.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from headrace.errors import InvalidRequestError
+from headrace.observability.logging import get_logger
+from headrace.storage import retention as rows
+from headrace.storage.database import Database
+from headrace.storage.retention import Purged
+
+log = get_logger("headrace.retention")
+MAX_DAYS = 36_500
+
+__all__ = ["Purged", "Purger", "get_retention", "purge", "set_retention"]
+
+
+async def set_retention(db: Database, project_id: str, days: int | None) -> None:
+    """Set `project_id`'s retention in days (None: keep until deleted)."""
+    if days is not None and not 0 <= days <= MAX_DAYS:
+        raise InvalidRequestError(f"days must be 0 to {MAX_DAYS}.", param="days")
+    await rows.set_retention(db, project_id, days, int(time.time()))
+
+
+async def get_retention(db: Database, project_id: str) -> int | None:
+    return await rows.get_retention(db, project_id)
+
+
+async def purge(db: Database, clock: Callable[[], float] = time.time) -> Purged:
+    """Delete every project's content that is older than its retention, now."""
+    purged = await rows.purge(db, int(clock()))
+    log.info(
+        "retention_purged",
+        conversations=purged.conversations,
+        items=purged.items,
+        responses=purged.responses,
+    )
+    return purged
+
+
+class Purger:
+    """Runs `purge` every `interval_s` in the background; a failed run is logged and the
+    next one tries again."""
+
+    def __init__(
+        self, db: Database, *, interval_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = db
+        self._interval = interval_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await purge(self._db, self._clock)
+            except Exception:
+                log.exception("retention_purge_failed")
+            await asyncio.sleep(self._interval)
