@@ -1,0 +1,1 @@
+"""Input and output checks: moderation, personal data, prompt injection, tool calls."""

@@ -1,0 +1,113 @@
+"""Moderation as the data plane runs it: each project's cached policy, and checks that
+score text off the event loop and decide by that policy.
+
+    policy = await checks.policy(project_id)          # cached for `policy_cache_ttl_s`
+    decision = await checks.check(policy, "input", texts)
+    output = checks.output_check(policy, on_decision)  # None when output is not checked
+
+Never logs or stores the text it reads; decisions carry category names and rule names only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+
+from headrace.config import SafetySettings
+from headrace.safety.moderation import CATEGORIES, Moderator, Scores
+from headrace.safety.output_guard import OutputCheck
+from headrace.safety.policy import Decision, SafetyPolicy, Stage, policy_from_dict
+from headrace.storage import safety as policy_rows
+from headrace.storage.database import Database
+
+_CACHE_SIZE = 10_000  # projects whose policy is kept in memory
+
+
+class SafetyPolicies:
+    """Each project's policy, cached for `ttl_s`; the default for a project without one."""
+
+    def __init__(
+        self, db: Database, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._db = db
+        self._ttl = ttl_s
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, SafetyPolicy]] = OrderedDict()
+        self._loading: dict[str, asyncio.Future[SafetyPolicy]] = {}
+
+    async def for_project(self, project_id: str) -> SafetyPolicy:
+        now = self._clock()
+        hit = self._cache.get(project_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        # A burst on one project after its entry expired makes one query, not one each.
+        pending = self._loading.get(project_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(project_id))
+            self._loading[project_id] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(project_id, None))
+        found = await asyncio.shield(pending)
+        self._cache[project_id] = (now, found)
+        self._cache.move_to_end(project_id)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return found
+
+    async def _load(self, project_id: str) -> SafetyPolicy:
+        async with self._db.session() as session:
+            row = await policy_rows.get_policy(session, project_id)
+        if row is None:
+            return SafetyPolicy.default()
+        return policy_from_dict({"enabled": row.enabled, "categories": row.categories})
+
+
+class SafetyChecks:
+    """The moderator and the policies, for the input and output checks."""
+
+    def __init__(
+        self, moderator: Moderator, policies: SafetyPolicies, settings: SafetySettings
+    ) -> None:
+        self.moderator = moderator
+        self.policies = policies
+        self.settings = settings
+
+    async def policy(self, project_id: str) -> SafetyPolicy:
+        """The project's policy; a disabled one when moderation is off server-wide."""
+        if not self.settings.enabled:
+            return SafetyPolicy(SafetyPolicy.default().categories, enabled=False)
+        return await self.policies.for_project(project_id)
+
+    async def check(self, policy: SafetyPolicy, stage: Stage, texts: Sequence[str]) -> Decision:
+        """Score `texts` as one (each category's worst text) and decide by `policy`."""
+        scored = await self.moderator.ascore([t for t in texts if t.strip()])
+        return policy.decide(stage, worst(scored), self.moderator.thresholds)
+
+    def output_check(
+        self, policy: SafetyPolicy, on_decision: Callable[[Decision, str], Awaitable[None]]
+    ) -> OutputCheck | None:
+        """How to check a request's output under `policy`, or None when nothing is;
+        `on_decision` sees every check's decision and window (to record it)."""
+        if not policy.checks("output"):
+            return None
+
+        async def check(window: str) -> Decision:
+            decision = await self.check(policy, "output", [window])
+            await on_decision(decision, window)
+            return decision
+
+        return OutputCheck(
+            check,
+            hold=policy.blocks("output"),
+            every_chars=self.settings.output_check_every_chars,
+            window_chars=self.settings.output_window_chars,
+            max_hold_s=self.settings.output_max_hold_s,
+        )
+
+
+def worst(scored: Sequence[Scores]) -> Scores:
+    """Per category the highest score of any text; every rule that matched any."""
+    values = {c: max((s.values[c] for s in scored), default=0.0) for c in CATEGORIES}
+    rules = tuple(dict.fromkeys(r for s in scored for r in s.rules))
+    return Scores(values, rules)
