@@ -9,6 +9,12 @@ Continuous batching under a per-step token budget:
 3. waiting sequences are admitted while budget, sequence slots and blocks last, by
    priority class, then round-robin across tenants inside a class, so a tenant with 100
    queued requests cannot starve a tenant with one.
+
+Lower classes yield: while a sequence of a more important class runs, less important ones
+(batch lines, `flex`) neither step nor start. They keep their blocks (a decode that needs
+room still preempts them), so they resume where they paused. Sharing a step is not free
+where compute is the limit (a CPU, a full GPU): each extra sequence lengthens every
+interactive token, so background work takes only the steps interactive work leaves.
 """
 
 from __future__ import annotations
@@ -112,13 +118,19 @@ class Scheduler:
     def schedule(self) -> SchedulerOutput:
         out = SchedulerOutput()
         budget = self.max_num_batched_tokens
+        # The most important class running; the classes below it yield this step.
+        top = self.running[0].priority if self.running else None
         for seq in list(self.running):
+            if seq.priority != top:
+                break  # sorted by priority: the rest yield
             decoding = seq.status is SequenceStatus.RUNNING and seq.is_decoding and budget > 0
             if decoding and self._make_room(seq, out):
                 self.blocks.append_slot(seq)
                 out.decodes.append(seq)
                 budget -= 1
         for seq in self.running:
+            if seq.priority != top:
+                break
             if not seq.is_decoding and budget > 0:
                 n = min(seq.num_pending, budget)
                 out.prefills.append((seq, n))
@@ -129,6 +141,8 @@ class Scheduler:
             # forever; a prefix being computed by another sequence is waited for.
             if head is None or not self.blocks.can_allocate(head):
                 break
+            if top is not None and head.priority > top:
+                break  # a less important class waits while a more important one runs
             if not self.blocks.prefix_ready(head):
                 break
             self.waiting.pop()
