@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from headrace.config import ModelSettings
+from headrace.config import BUNDLED_MODELS_DIR, ModelSettings
 from headrace.engine.embedder import Embedder
 from headrace.engine.interface import Engine
 from headrace.engine.structured import StructuredOutputs
@@ -23,6 +24,8 @@ class ChatModel:
     engine: Engine
     structured: StructuredOutputs
     created: int
+    version: str = ""  # recorded on every usage event, see `checkpoint_version`
+    deployment: str = "local"  # what runs it: this process's engine
 
 
 @dataclass(slots=True)
@@ -31,9 +34,28 @@ class EmbeddingModel:
     context_window: int
     embedder: Embedder
     created: int
+    version: str = ""
+    deployment: str = "local"
 
 
-ServedModel = ChatModel | EmbeddingModel
+@dataclass(slots=True)
+class RemoteModel:
+    """A model served by deployments outside this process: its requests are proxied."""
+
+    settings: ModelSettings
+    context_window: int
+    # Counts tokens where the upstream's own count is not known yet (the reservation) or
+    # never comes: the bundled tokenizer, an estimate for other vocabularies.
+    tokenizer: Tokenizer
+    created: int
+    version: str = ""
+    deployment: str = ""  # which one served is known per request, not per model
+
+
+ServedModel = ChatModel | EmbeddingModel | RemoteModel
+# A model without its own window (an upstream's) is taken to have this one.
+REMOTE_CONTEXT_WINDOW = 128_000
+COUNTING_TOKENIZER = BUNDLED_MODELS_DIR / "headrace-tiny-chat"
 
 
 class ModelRegistry:
@@ -65,6 +87,11 @@ class ModelRegistry:
             )
         return model
 
+    def remote(self, name: str) -> RemoteModel | None:
+        """The model if it runs on deployments elsewhere, else None (unknown ones too)."""
+        model = self._models.get(name)
+        return model if isinstance(model, RemoteModel) else None
+
     def embedding(self, name: str) -> EmbeddingModel:
         model = self.get(name)
         if not isinstance(model, EmbeddingModel):
@@ -86,21 +113,41 @@ def checkpoint_context_window(model_dir: Path) -> int:
     return int(config.get("max_position_embeddings", 2048))
 
 
+def checkpoint_version(model_dir: Path) -> str:
+    """A short digest naming the checkpoint: its config and, per weight file, the size and
+    the first and last MiB (where the header and the tensors' edges are). Cheap for large
+    checkpoints, and it changes when the weights do."""
+    digest = hashlib.sha256((model_dir / "config.json").read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")):
+        size = weights.stat().st_size
+        digest.update(f"{weights.name}:{size}".encode())
+        with weights.open("rb") as f:
+            digest.update(f.read(1 << 20))
+            f.seek(max(0, size - (1 << 20)))
+            digest.update(f.read(1 << 20))
+    return digest.hexdigest()[:12]
+
+
 def load_model(settings: ModelSettings) -> ServedModel:
     """Load one model's weights; slow (seconds), so callers show progress."""
+    if settings.path is None:
+        window = settings.context_window or REMOTE_CONTEXT_WINDOW
+        return RemoteModel(settings, window, Tokenizer(COUNTING_TOKENIZER), 0)
     path = settings.resolved_path()
     created = int((path / "config.json").stat().st_mtime)
+    version = settings.version or checkpoint_version(path)
+    deployment = f"local:{settings.engine if settings.kind == 'chat' else 'embedder'}"
     window = checkpoint_context_window(path)
     if settings.context_window is not None:
         window = min(window, settings.context_window)
     if settings.kind == "embedding":
         embedder = Embedder(path, device=settings.device, max_length=min(window, 512))
-        return EmbeddingModel(settings, embedder.max_length, embedder, created)
+        return EmbeddingModel(settings, embedder.max_length, embedder, created, version, deployment)
     tokenizer = Tokenizer(path)
     vocab_size = int(json.loads((path / "config.json").read_text())["vocab_size"])
     structured = StructuredOutputs(path, vocab_size, [tokenizer.eos_token_id])
     engine = _chat_engine(settings, path, tokenizer, structured)
-    return ChatModel(settings, window, tokenizer, engine, structured, created)
+    return ChatModel(settings, window, tokenizer, engine, structured, created, version, deployment)
 
 
 def _chat_engine(

@@ -1,0 +1,266 @@
+"""Models that run on deployments elsewhere: the request goes to an upstream the router
+picks, and comes back as the upstream sends it, metered and accounted like a local run.
+
+    admit (tokens counted with our tokenizer) -> route -> started row -> first event
+    (retried on another deployment or a fallback model while nothing was sent) -> stream
+
+Chunks pass through with our request id and public model name; the upstream is asked for
+its usage (`stream_options.include_usage`), which replaces our estimate when it comes, and
+is dropped again unless the client asked for it too.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi.responses import Response
+
+from headrace.admission.auth import Principal
+from headrace.api import sse
+from headrace.api.generation_response import Meter, respond
+from headrace.api.state import AppState
+from headrace.errors import (
+    BadGatewayError,
+    ConflictError,
+    HeadraceError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+from headrace.observability.request import RequestRecord
+from headrace.protocol.chat import ChatCompletionRequest
+from headrace.protocol.completions import CompletionRequest
+from headrace.protocol.embeddings import EmbeddingRequest
+from headrace.routing.registry import RemoteModel
+from headrace.routing.router import Deployment
+from headrace.routing.upstream import UpstreamError
+
+Event = tuple[Deployment, dict[str, Any]]
+
+
+async def proxy(
+    state: AppState,
+    caller: Principal,
+    record: RequestRecord,
+    model: RemoteModel,
+    *,
+    endpoint: str,
+    path: str,
+    body: dict[str, Any],
+    prompt_text: str,
+    max_tokens: int | None,
+) -> Response:
+    """Serve `body` (the client's request, validated) from `model`'s deployments."""
+    name = model.settings.name
+    if not state.router.permits(name, caller.tier):
+        raise NotFoundError(  # as for a model the key may not use: nothing is revealed
+            f"The model `{name}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+    stream = bool(body.get("stream"))
+    prompt_tokens = len(model.tokenizer.encode(prompt_text))
+    output_cap = model.settings.default_max_tokens if max_tokens is None else max_tokens
+    reserved = prompt_tokens + output_cap
+    admission = await state.limiter.admit(caller, model=name, tokens=reserved)
+    record.mark("admission")
+    plan = state.router.plan(name, tier=caller.tier)
+    record.mark("route")
+    prefix = {"chat.completions": "chatcmpl", "completions": "cmpl"}.get(endpoint, "embd")
+    meter = Meter(f"{prefix}-{secrets.token_hex(12)}", name, int(time.time()), endpoint)
+    meter.record, meter.prompt_tokens = record, prompt_tokens
+    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    sent = dict(body)
+    if stream:
+        sent["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    headers = {"traceparent": record.outgoing_traceparent()}
+
+    def open_stream(d: Deployment) -> AsyncIterator[dict[str, Any]]:
+        assert d.target is not None  # the router holds upstream deployments only
+        if stream:
+            return state.upstream.stream(d.target, path, sent, headers)
+        return _one(state.upstream.complete(d.target, path, sent, headers))
+
+    events = _translated(state.router.failover(plan, open_stream))
+    head: list[Event] = []
+
+    async def first_event() -> None:
+        record.engine_submitted_s = record.now_s()
+        head.append(await anext(events))
+        served = head[0][0]
+        meter.engaged = True
+        meter.deployment, meter.model_version = served.name, served.version
+        if served.model != name:
+            response_headers["x-headrace-fallback-model"] = served.model
+            record.fallback_model = served.model
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for _, chunk in _chained(head, events):
+            _measure(meter, record, chunk)
+            if "usage" in chunk and not wants_usage:
+                if not chunk.get("choices"):
+                    continue  # the usage-only chunk we asked for, not the client
+                del chunk["usage"]
+            chunk["id"], chunk["model"] = meter.id, name
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        yield sse.DONE
+
+    async def complete() -> dict[str, Any]:
+        (_, answer) = head[0]
+        _measure(meter, record, answer)
+        answer["id"], answer["model"] = meter.id, name
+        return answer
+
+    response_headers = {"openai-model": name}
+    return await respond(
+        state,
+        caller,
+        model,
+        admission,
+        meter,
+        stream=chunks if stream else None,
+        complete=complete,
+        headers=response_headers,
+        first_event=first_event,
+    )
+
+
+async def proxy_chat(
+    state: AppState,
+    caller: Principal,
+    record: RequestRecord,
+    model: RemoteModel,
+    body: ChatCompletionRequest,
+) -> Response:
+    """`/v1/chat/completions` of a model on deployments elsewhere."""
+    _check_kind(model, "chat")
+    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    texts = [m.get("content") for m in sent.get("messages", ())]
+    prompt_text = "\n".join(t if isinstance(t, str) else orjson.dumps(t).decode() for t in texts)
+    return await proxy(
+        state,
+        caller,
+        record,
+        model,
+        endpoint="chat.completions",
+        path="/chat/completions",
+        body=sent,
+        prompt_text=prompt_text,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+    )
+
+
+async def proxy_completion(
+    state: AppState,
+    caller: Principal,
+    record: RequestRecord,
+    model: RemoteModel,
+    body: CompletionRequest,
+) -> Response:
+    """`/v1/completions` of a model on deployments elsewhere."""
+    _check_kind(model, "chat")
+    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    prompt = sent.get("prompt")
+    prompt_text = prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode()
+    return await proxy(
+        state,
+        caller,
+        record,
+        model,
+        endpoint="completions",
+        path="/completions",
+        body=sent,
+        prompt_text=prompt_text,
+        max_tokens=body.max_tokens,
+    )
+
+
+async def proxy_embeddings(
+    state: AppState,
+    caller: Principal,
+    record: RequestRecord,
+    model: RemoteModel,
+    body: EmbeddingRequest,
+) -> Response:
+    """`/v1/embeddings` of a model on deployments elsewhere: input is all it costs."""
+    _check_kind(model, "embedding")
+    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    inputs = sent.get("input")
+    prompt_text = inputs if isinstance(inputs, str) else orjson.dumps(inputs).decode()
+    return await proxy(
+        state,
+        caller,
+        record,
+        model,
+        endpoint="embeddings",
+        path="/embeddings",
+        body=sent,
+        prompt_text=prompt_text,
+        max_tokens=0,
+    )
+
+
+def _measure(meter: Meter, record: RequestRecord, chunk: dict[str, Any]) -> None:
+    """Count a chunk: a token per content delta until the upstream's own usage says."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or choice.get("message") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("text"):
+            record.token_times_s.append(record.now_s())
+            record.output_tokens_timed += 1
+            if "delta" in choice:
+                meter.generated_tokens += 1
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        meter.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        meter.generated_tokens = int(usage.get("completion_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        meter.cached_tokens = int(details.get("cached_tokens") or 0)
+
+
+async def _one(answer: Any) -> AsyncIterator[dict[str, Any]]:
+    yield await answer
+
+
+async def _chained(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    for event in head:
+        yield event
+    async for event in rest:
+        yield event
+
+
+async def _translated(events: AsyncGenerator[Event]) -> AsyncIterator[Event]:
+    """The router's events, its upstreams' failures in our error hierarchy."""
+    try:
+        async for event in events:
+            yield event
+    except UpstreamError as exc:
+        raise _as_headrace_error(exc) from exc
+    finally:
+        await events.aclose()
+
+
+def _as_headrace_error(exc: UpstreamError) -> HeadraceError:
+    """What the client is told of an upstream's refusal: the request's own faults as the
+    upstream said them; anything else is the gateway's problem, a 502."""
+    kinds: dict[int, type[HeadraceError]] = {
+        400: InvalidRequestError, 404: NotFoundError, 409: ConflictError,
+        413: PayloadTooLargeError, 422: InvalidRequestError,
+    }  # fmt: skip
+    kind = kinds.get(exc.status or 0)
+    if kind is None:
+        return BadGatewayError(f"The model's deployment failed: {exc}")
+    return kind(str(exc), param=exc.param, code=exc.code)
+
+
+def _check_kind(model: RemoteModel, kind: str) -> None:
+    if model.settings.kind != kind:
+        what = "produce embeddings" if kind == "embedding" else "generate text"
+        raise NotFoundError(
+            f"The model `{model.settings.name}` does not {what}.",
+            param="model",
+            code="model_not_found",
+        )
