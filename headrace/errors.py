@@ -2,7 +2,8 @@
 
     HeadraceError                 500 server_error
     ├── InvalidRequestError       400 invalid_request_error (param names the field)
-    │   └── ContextLengthError    400 code=context_length_exceeded
+    │   ├── ContextLengthError    400 code=context_length_exceeded
+    │   └── ContentPolicyError    400 code=content_policy_violation (moderation blocked it)
     ├── AuthenticationError       401 invalid_request_error, code=invalid_api_key
     ├── PermissionDeniedError     403
     ├── NotFoundError             404 (code=model_not_found for models)
@@ -10,6 +11,7 @@
     ├── PayloadTooLargeError      413
     ├── RateLimitError            429 (headers carry Retry-After)
     │   └── QuotaExceededError    429 code=insufficient_quota (a budget is spent)
+    ├── BadGatewayError           502 code=upstream_error (an upstream failed us)
     └── ServiceUnavailableError   503
 
 Layers below the API raise these; `api/errors.py` turns them into responses in one place.
@@ -58,6 +60,10 @@ class ContextLengthError(InvalidRequestError):
     default_code = "context_length_exceeded"
 
 
+class ContentPolicyError(InvalidRequestError):
+    default_code = "content_policy_violation"
+
+
 class AuthenticationError(HeadraceError):
     status_code = 401
     error_type = "invalid_request_error"
@@ -98,6 +104,12 @@ class QuotaExceededError(RateLimitError):
 
     error_type = "insufficient_quota"
     default_code = "insufficient_quota"
+
+
+class BadGatewayError(HeadraceError):
+    status_code = 502
+    error_type = "server_error"
+    default_code = "upstream_error"
 
 
 class ServiceUnavailableError(HeadraceError):

@@ -27,6 +27,8 @@ class FakeEngine:
 
     `gate`, when set, holds every request after its first token until the test opens it;
     `fail_after` makes every request fail after that many tokens; `delay_s` paces tokens.
+    `script`, when set, is the reply instead: one token per string; `emitted` counts the
+    tokens each request was given (a consumer that stops early stops it).
     """
 
     def __init__(
@@ -37,13 +39,18 @@ class FakeEngine:
         self.delay_s = delay_s
         self.gate: asyncio.Event | None = None
         self.aborted: list[str] = []
+        self.script: tuple[str, ...] | None = None
+        self.emitted: dict[str, int] = {}
+        self.waiting = 0  # what `stats()` reports queued: load shedding reads it
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        n = min(self.reply_tokens, request.params.max_tokens)
+        script = self.script
+        n = min(self.reply_tokens if script is None else len(script), request.params.max_tokens)
         for i in range(n):
             if self.fail_after is not None and i >= self.fail_after:
                 raise EngineError("fake engine failure")
-            yield TextDelta(text="x", token_ids=(100 + i,))
+            self.emitted[request.request_id] = i + 1
+            yield TextDelta(text="x" if script is None else script[i], token_ids=(100 + i,))
             if self.gate is not None:
                 await self.gate.wait()
             if self.delay_s:
@@ -55,7 +62,7 @@ class FakeEngine:
         self.aborted.append(request_id)
 
     def stats(self) -> EngineStats:
-        return EngineStats()
+        return EngineStats(waiting=self.waiting)
 
     def close(self) -> None:
         return None

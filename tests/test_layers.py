@@ -25,6 +25,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "context": {"api", "cli", "protocol", "storage"},
     "routing": {"api", "cli", "protocol"},
     "control": {"api", "cli", "protocol"},
+    # Batch jobs reach the pipeline through a callable the api hands them, never api itself.
+    "batch": {"api", "cli", "protocol"},
     "observability": {"api", "cli", "admission", "context", "routing", "control"},
     # A client of any OpenAI-compatible server: it knows nothing of the server's insides.
     "bench": LAYERS,

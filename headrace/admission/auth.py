@@ -1,7 +1,8 @@
 """Bearer API key to principal, through a short-lived cache.
 
-The data plane never reads the database per request: a key's row is cached for
-`key_cache_ttl_s` (default 1 s), which bounds how late a revocation takes effect.
+The data plane never reads the database per request: a key's row (and whether it is
+suspended) is cached for `key_cache_ttl_s` (default 1 s), which bounds how late a
+revocation or a suspension takes effect on other replicas.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from headrace.admission.secrets import API_KEY_PREFIX, lookup_prefix, verify_key
-from headrace.errors import AuthenticationError, NotFoundError
-from headrace.storage import tenancy
+from headrace.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from headrace.storage import suspensions, tenancy
 from headrace.storage.database import Database
 
 _CACHE_SIZE = 10_000
@@ -27,6 +28,7 @@ class Principal:
     org_id: str
     scopes: tuple[str, ...]
     allowed_models: tuple[str, ...] | None = None  # None: every model
+    tier: str = "standard"  # the project's service tier
 
     def check_model(self, model: str) -> None:
         """404 for a model this key may not use, worded as for a model that does not
@@ -45,6 +47,7 @@ class _KeyRecord:
     key_hash: str
     expires_at: datetime | None
     revoked: bool
+    suspended_until: datetime | None = None
 
 
 class Authenticator:
@@ -61,6 +64,8 @@ class Authenticator:
         self._clock = clock  # for the cache's age only; tests drive it
         # prefix -> (fetched at, record or None for "no such key")
         self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
+        # key id -> until: suspensions decided here and not yet read back from the database.
+        self._held: dict[str, datetime] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = bearer_key(authorization)
@@ -70,9 +75,32 @@ class Authenticator:
             raise AuthenticationError(f"Incorrect API key provided: {redact(key)}.")
         if record.revoked:
             raise AuthenticationError("This API key has been revoked.")
-        if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
+        now = datetime.now(UTC)
+        if record.expires_at is not None and record.expires_at <= now:
             raise AuthenticationError("This API key has expired.")
+        suspended = max(
+            (t for t in (record.suspended_until, self._held.get(record.principal.key_id)) if t),
+            default=None,
+        )
+        if suspended is not None and suspended > now:
+            raise PermissionDeniedError(
+                f"This API key is suspended until {suspended:%Y-%m-%dT%H:%M:%SZ} after unusual "
+                "activity. Contact your administrator to lift it.",
+                code="key_suspended",
+            )
         return record.principal
+
+    def hold(self, key_id: str, until: datetime) -> None:
+        """Refuse `key_id` here until `until`, before the suspension is read back."""
+        self._held[key_id] = until
+
+    def release(self, key_id: str) -> None:
+        """Drop the local hold and the cached row of `key_id`: the next request reads the
+        database (a suspension written or lifted is seen at once on this replica)."""
+        self._held.pop(key_id, None)
+        stale = [p for p, (_, r) in self._cache.items() if r and r.principal.key_id == key_id]
+        for prefix in stale:
+            del self._cache[prefix]
 
     async def _record(self, prefix: str) -> _KeyRecord | None:
         hit = self._cache.get(prefix)
@@ -81,6 +109,9 @@ class Authenticator:
             return hit[1]
         async with self._db.session() as session:
             row = await tenancy.find_api_key(session, prefix)
+            suspended = (
+                await suspensions.suspended_until(session, row[0].id) if row is not None else None
+            )
         record = None
         if row is not None:
             key, project = row
@@ -91,10 +122,12 @@ class Authenticator:
                     project.org_id,
                     tuple(key.scopes),
                     None if key.allowed_models is None else tuple(key.allowed_models),
+                    project.tier,
                 ),
                 key.key_hash,
                 _aware(key.expires_at),
                 key.revoked_at is not None,
+                _aware(suspended),
             )
         self._cache[prefix] = (now, record)
         self._cache.move_to_end(prefix)

@@ -52,6 +52,18 @@ async def accounted(work: Awaitable[T], account: Account) -> T:
         account(status)
 
 
+async def accounted_failure(work: Awaitable[None], account: Account) -> None:
+    """`await work`, accounting for the request only if it fails: success goes on."""
+    try:
+        await work
+    except Exception:
+        account("error")
+        raise
+    except BaseException:  # a disconnect cancels this await
+        account("cancelled")
+        raise
+
+
 async def settled(chunks: AsyncIterator[bytes], account: Account) -> AsyncIterator[bytes]:
     """The stream, then account for it once it has ended."""
     status: Status = "cancelled"  # a disconnect closes this generator at a `yield`

@@ -10,33 +10,57 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from headrace import __version__
+from headrace.admission.abuse import AbuseGuard
 from headrace.admission.admin_auth import AdminAuthenticator
 from headrace.admission.auth import Authenticator
 from headrace.admission.idempotency import build_idempotency
 from headrace.admission.limiter import build_limiter
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.admission.worker_auth import StaticKeyAuthenticator
+from headrace.api.batch_calls import BatchCalls
+from headrace.api.drain import Drain
 from headrace.api.errors import install_error_handlers
 from headrace.api.idempotency import IdempotencyMiddleware
 from headrace.api.middleware import ReceiveMiddleware
+from headrace.api.moderation import build_safety
 from headrace.api.routes import (
+    abuse,
     admin,
+    audit,
+    batches,
     chat,
     completions,
+    conversations,
     embeddings,
+    files,
     health,
     metrics,
     models,
+    moderations,
     organization,
+    privacy_admin,
+    prompts,
+    responses,
+    review,
+    safety_admin,
     stats,
     tokenize,
 )
 from headrace.api.state import AppState
+from headrace.batch.worker import BatchWorker
 from headrace.config import Settings
+from headrace.control.prompts import PromptResolver
+from headrace.control.retention import Purger
 from headrace.metering.ledger import UsageLedger
 from headrace.observability.telemetry import Telemetry
+from headrace.routing.deployments import build_router
 from headrace.routing.registry import ModelRegistry, load_registry
+from headrace.routing.upstream import UpstreamClient
+from headrace.safety.privacy import PrivacyPolicies, PrivacyPolicy
+from headrace.safety.stored_content import RedactingConversations, RedactingResponses
+from headrace.storage.batches import Batches
 from headrace.storage.database import Database
+from headrace.storage.files import Files
 
 
 def create_app(
@@ -49,6 +73,7 @@ def create_app(
     """An app serving `settings`; pass `registry` to reuse models already loaded, `clock`
     to drive the rate limits' time in tests, `telemetry` to read its metrics and spans."""
     observed = telemetry or Telemetry.from_settings(settings)
+    drain = Drain(settings.server.drain_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,14 +86,21 @@ def create_app(
             if registry is not None
             else await asyncio.to_thread(load_registry, settings.models)
         )
+        auth = (
+            StaticKeyAuthenticator(settings.worker.api_key)
+            if settings.worker.enabled
+            else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s, clock=clock)
+        )
+        cipher = settings.content_cipher()
+        privacy = PrivacyPolicies(
+            db,
+            PrivacyPolicy.from_settings(settings.privacy),
+            ttl_s=settings.privacy.policy_cache_ttl_s,
+        )
         app.state.headrace = AppState(
             settings=settings,
             db=db,
-            auth=(
-                StaticKeyAuthenticator(settings.worker.api_key)
-                if settings.worker.enabled
-                else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s, clock=clock)
-            ),
+            auth=auth,
             registry=served,
             limiter=build_limiter(settings, db, clock=clock),
             ledger=UsageLedger(
@@ -79,15 +111,46 @@ def create_app(
             admin_auth=AdminAuthenticator(db, pepper),
             idempotency=build_idempotency(settings),
             telemetry=observed,
+            cipher=cipher,
+            abuse=AbuseGuard(
+                settings.abuse,
+                db,
+                gate=auth if isinstance(auth, Authenticator) else None,
+                counter=observed.metrics,
+                clock=clock,
+            ),
+            # PII modes store and mask: content is redacted before it is kept.
+            conversations=RedactingConversations(db, cipher, privacy),
+            responses=RedactingResponses(db, cipher, privacy),
+            prompts=PromptResolver(db, ttl_s=settings.key_cache_ttl_s),
+            files=Files(db, settings.files_dir, cipher),
+            batches=Batches(db, cipher),
+            privacy=privacy,
+            safety=build_safety(settings, db, served),
+            router=build_router(settings.models, settings.routing),
+            upstream=UpstreamClient(),
+            drain=drain,
         )
+        drain.bind(asyncio.get_running_loop())
+        batch_worker = _batch_worker(app, app.state.headrace)
+        purger = Purger(db, interval_s=settings.retention.purge_interval_s)
+        if settings.retention.purge_enabled:
+            purger.start()
         await app.state.headrace.ledger.recover()  # what a crash of this replica left open
         app.state.headrace.ledger.start()
+        if batch_worker is not None:
+            batch_worker.start()
         try:
             yield
         finally:
+            if batch_worker is not None:
+                await batch_worker.close()
+            await purger.close()
+            await app.state.headrace.abuse.close()
             await app.state.headrace.limiter.close()
             await app.state.headrace.ledger.close()
             await app.state.headrace.idempotency.close()
+            await app.state.headrace.upstream.close()
             if registry is None:
                 served.close()
             await db.close()
@@ -96,13 +159,48 @@ def create_app(
     app = FastAPI(title="Headrace", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
     routers = (health, stats, models, chat, completions, embeddings, tokenize, organization, admin)
-    for module in routers:
+    for module in (
+        *routers,
+        audit,
+        review,
+        abuse,
+        moderations,
+        safety_admin,
+        responses,
+        conversations,
+        prompts,
+        privacy_admin,
+        files,
+        batches,
+    ):
         app.include_router(module.router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)
     # Inside the receive stage: its request id and timing headers are each response's own.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
-        ReceiveMiddleware, max_body_bytes=settings.server.max_body_bytes, telemetry=observed
+        ReceiveMiddleware,
+        max_body_bytes=settings.server.max_body_bytes,
+        telemetry=observed,
+        drain=drain,
+        # Room for the multipart framing around the largest file.
+        uploads={files.PATH: settings.files.max_bytes + 64 * 1024},
     )
+    app.state.drain = drain  # for the server: SIGTERM starts it (cli/serve.py)
     return app
+
+
+def _batch_worker(app: FastAPI, state: AppState) -> BatchWorker | None:
+    """The batch worker of this gateway, running lines through `app` itself; none in
+    `headrace worker` mode or when `batch.worker_enabled` is off."""
+    settings = state.settings
+    if settings.worker.enabled or not settings.batch.worker_enabled:
+        return None
+    state.batch_worker = BatchWorker(
+        state.batches,
+        state.files,
+        BatchCalls(app, state.db, ttl_s=settings.key_cache_ttl_s),
+        worker_id=settings.effective_replica_id,
+        settings=settings.batch,
+    )
+    return state.batch_worker

@@ -68,10 +68,10 @@ def refuse_unsupported(body: ChatCompletionRequest) -> None:
             param="parallel_tool_calls",
         )
     if body.metadata is not None:
-        _check_metadata(body.metadata)
+        check_metadata(body.metadata)
 
 
-def _check_metadata(metadata: dict[str, str]) -> None:
+def check_metadata(metadata: dict[str, str]) -> None:
     if len(metadata) > MAX_METADATA_PAIRS:
         raise InvalidRequestError(
             f"metadata may hold at most {MAX_METADATA_PAIRS} pairs.", param="metadata"

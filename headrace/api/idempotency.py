@@ -24,7 +24,7 @@ from headrace.admission.idempotency import (
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError, InvalidRequestError
 
-PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"})
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
 

@@ -14,7 +14,9 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headrace.errors import PayloadTooLargeError
+from headrace.api.drain import Drain
+from headrace.api.sse import SHUTTING_DOWN
+from headrace.errors import HeadraceError, PayloadTooLargeError, ServiceUnavailableError
 from headrace.observability.request import RequestRecord
 from headrace.observability.telemetry import Telemetry
 
@@ -26,10 +28,21 @@ def new_request_id() -> str:
 
 
 class ReceiveMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        telemetry: Telemetry,
+        drain: Drain | None = None,
+        uploads: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
+        self.drain = drain
         self.max_body_bytes = max_body_bytes
         self.telemetry = telemetry
+        # path -> its own body limit: uploads, streamed to the route rather than read here.
+        self.uploads = uploads or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,7 +53,7 @@ class ReceiveMiddleware:
         client_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = client_id if _VALID_REQUEST_ID.match(client_id) else new_request_id()
         record = RequestRecord(request_id, method=scope["method"], path=scope["path"])
-        record.traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+        record.continue_trace(headers.get(b"traceparent", b"").decode("latin-1"))
         scope.setdefault("state", {}).update(request_id=request_id, record=record)
         status = 0
 
@@ -58,9 +71,20 @@ class ReceiveMiddleware:
             await send(message)
 
         try:
-            body_receive = await self._bounded_body(headers, receive)
+            if self.drain is not None and self.drain.draining:
+                # A request on a kept-alive connection after SIGTERM: elsewhere, please.
+                record.rejection = "overload"
+                raise SHUTTING_DOWN
+            upload_limit = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
+            body_receive = (
+                await self._bounded_body(headers, receive)
+                if upload_limit is None
+                else _streamed_body(headers, receive, upload_limit)
+            )
         except PayloadTooLargeError as exc:
             record.rejection = "validation"
+            await _send_error(send_with_headers, exc)
+        except ServiceUnavailableError as exc:
             await _send_error(send_with_headers, exc)
         else:
             record.mark("receive")
@@ -95,6 +119,25 @@ class ReceiveMiddleware:
         return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
 
+def _streamed_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> Receive:
+    """The body as it arrives, refused (413, raised to the route) once it passes `limit`."""
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    size = 0
+
+    async def bounded() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise _too_large(limit)
+        return message
+
+    return bounded
+
+
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     pending = list(messages)
 
@@ -112,7 +155,7 @@ def _too_large(limit: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"Request body too large: the limit is {limit} bytes.")
 
 
-async def _send_error(send: Send, exc: PayloadTooLargeError) -> None:
+async def _send_error(send: Send, exc: HeadraceError) -> None:
     body = orjson.dumps(exc.envelope())
     await send(
         {

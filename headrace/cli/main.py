@@ -1,4 +1,5 @@
-"""`headrace serve | keys | models | usage | version`."""
+"""`headrace serve | keys | models | usage | audit | review | encryption | privacy | safety
+| version`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from rich.table import Table
 
 from headrace import __version__
 from headrace.admission.secrets import load_or_create_pepper
+from headrace.cli import batch as batch_cli
+from headrace.cli import prompts as prompts_cli
+from headrace.cli.audit import audit_app, cli_actor
 from headrace.cli.bench import bench_app
+from headrace.cli.encryption import encryption_app
+from headrace.cli.privacy import privacy_app
+from headrace.cli.prompts import prompts_app
+from headrace.cli.review import review_app
+from headrace.cli.safety import safety_app
 from headrace.config import Settings, load_settings
 from headrace.control import keys as key_service
 from headrace.storage.database import Database
@@ -23,6 +32,15 @@ models_app = typer.Typer(help="Inspect the models this gateway serves.", no_args
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
+app.add_typer(prompts_app, name="prompts")
+app.command("purge")(prompts_cli.purge)
+app.command("batch-worker")(batch_cli.batch_worker)
+app.command("retention")(prompts_cli.set_retention)
+app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
+app.add_typer(encryption_app, name="encryption")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(safety_app, name="safety")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -133,7 +151,7 @@ def keys_create(
         try:
             limits = Limits(rpm, tpm, max_concurrent, tpd, spend_day, spend_month)
             return await key_service.create_key(
-                db, pepper, project=project, name=name, limits=limits
+                db, pepper, project=project, name=name, limits=limits, actor=cli_actor()
             )
         finally:
             await db.close()
@@ -186,7 +204,7 @@ def keys_revoke(key_id: str, config: ConfigOption = None) -> None:
     async def revoke() -> None:
         db, _ = await _prepared_db(settings)
         try:
-            await key_service.revoke_key(db, key_id)
+            await key_service.revoke_key(db, key_id, actor=cli_actor())
         finally:
             await db.close()
 
@@ -228,6 +246,10 @@ def models_list(config: ConfigOption = None) -> None:
     for column in ("name", "kind", "context window", "path"):
         table.add_column(column)
     for m in settings.models:
+        if m.path is None:
+            where = ", ".join(f"{d.name} ({d.url})" for d in m.deployments)
+            table.add_row(m.name, m.kind, str(m.context_window or ""), where)
+            continue
         path = m.resolved_path()
         window = checkpoint_context_window(path) if (path / "config.json").exists() else 0
         if m.context_window is not None:

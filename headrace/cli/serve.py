@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import FrameType
 
 import uvicorn
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
+from headrace.api.drain import Drain
 from headrace.config import ModelSettings, Settings
 from headrace.control.keys import FirstStart, bootstrap
 from headrace.observability.logging import configure_logging
@@ -95,8 +97,9 @@ def _url(settings: Settings) -> str:
 
 def serve_app(settings: Settings, registry: ModelRegistry) -> None:
     """Run the app on uvicorn (uvloop, httptools) until interrupted."""
+    app = create_app(settings, registry)
     config = uvicorn.Config(
-        create_app(settings, registry),
+        app,
         host=settings.server.host,
         port=settings.server.port,
         loop="uvloop",
@@ -104,10 +107,25 @@ def serve_app(settings: Settings, registry: ModelRegistry) -> None:
         log_level="warning",
         access_log=False,  # ours is the one access line per request
     )
+    # uvicorn waits this long for connections: the drain's deadline, then a margin for the
+    # streams it ended to flush their error event.
+    config.timeout_graceful_shutdown = int(settings.server.drain_timeout_s) + 5
     try:
-        uvicorn.Server(config).run()
+        _DrainingServer(config, app.state.drain).run()
     finally:
         registry.close()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, that also starts the app's drain on SIGTERM/SIGINT."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain) -> None:
+        super().__init__(config)
+        self._drain = drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._drain.request()
+        super().handle_exit(sig, frame)
 
 
 def apply_runtime(settings: Settings) -> None:
@@ -119,7 +137,7 @@ def apply_runtime(settings: Settings) -> None:
 
 
 def run_server(settings: Settings, console: Console) -> None:
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, redact=settings.privacy.redact_logs)
     apply_runtime(settings)
     first = asyncio.run(_first_start(settings))
     registry = load_models_with_progress(settings.models, console)

@@ -45,7 +45,7 @@ def run_worker(settings: Settings, console: Console) -> None:
     from headrace.cli.serve import apply_runtime, load_models_with_progress, serve_app
     from headrace.observability.logging import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, redact=settings.privacy.redact_logs)
     apply_runtime(settings)
     registry = load_models_with_progress(settings.models, console)
     name = settings.models[0].name

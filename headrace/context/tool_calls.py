@@ -6,13 +6,15 @@
 
 `ToolCallStream` consumes text as it streams and splits it into plain content and complete
 tool calls; a tail that could still become `<tool_call>` is held back. A block that does
-not parse as a call stays content: a model's malformed attempt is shown, never dropped.
+not parse as a call stays content: a model's malformed attempt is shown, never dropped. So
+does a call that `accept` refuses (arguments its tool's JSON schema rejects).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 OPEN = "<tool_call>"
@@ -34,6 +36,7 @@ class ToolCallStream:
     _inside: bool = False
     _after_call: bool = False  # newlines right after a call separate calls: not content
     calls: list[ParsedToolCall] = field(default_factory=list)
+    accept: Callable[[ParsedToolCall], bool] | None = None  # None: every call that parses
 
     def push(self, text: str) -> tuple[str, list[ParsedToolCall]]:
         content: list[str] = []
@@ -59,7 +62,7 @@ class ToolCallStream:
             body, self._buffer = self._buffer[:end], self._buffer[end + len(CLOSE) :]
             self._inside = False
             call = _parse(body)
-            if call is None:
+            if call is None or (self.accept is not None and not self.accept(call)):
                 content.append(OPEN + body + CLOSE)
             else:
                 done.append(call)
@@ -74,9 +77,11 @@ class ToolCallStream:
         return rest
 
 
-def parse_tool_calls(text: str) -> tuple[str, list[ParsedToolCall]]:
-    """Split a whole output into its content and its tool calls."""
-    stream = ToolCallStream()
+def parse_tool_calls(
+    text: str, accept: Callable[[ParsedToolCall], bool] | None = None
+) -> tuple[str, list[ParsedToolCall]]:
+    """Split a whole output into its content and its tool calls (those `accept` takes)."""
+    stream = ToolCallStream(accept=accept)
     content, calls = stream.push(text)
     return content + stream.flush(), calls
 

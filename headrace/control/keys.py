@@ -11,8 +11,8 @@ from headrace.admission.limits import Limits
 from headrace.admission.secrets import ADMIN_KEY_PREFIX, API_KEY_PREFIX, hash_key, new_key
 from headrace.control.limits import check_limits
 from headrace.errors import InvalidRequestError, NotFoundError
+from headrace.storage import audit, tenancy
 from headrace.storage import limits as limit_rows
-from headrace.storage import tenancy
 from headrace.storage.database import Database
 from headrace.storage.schema import Project
 
@@ -62,16 +62,17 @@ async def create_key(
     project: str = DEFAULT_PROJECT,
     name: str = "default",
     limits: Limits | None = None,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> CreatedKey:
     """A key in the default org's project `project` (created if new), with its limits,
-    in one transaction: bad limits leave nothing behind."""
+    in one transaction with its audit event: bad limits leave nothing behind."""
     if not project.strip() or not name.strip():
         raise InvalidRequestError("project and key names must not be empty")
     check_limits(limits or Limits())
     async with db.session.begin() as session:
         org = await tenancy.get_or_create_org(session, DEFAULT_ORG)
         proj = await tenancy.get_or_create_project(session, org, project)
-        return await _add_key(session, pepper, proj, org.id, name=name, limits=limits)
+        return await _add_key(session, pepper, proj, org.id, name=name, limits=limits, actor=actor)
 
 
 async def create_project_key(
@@ -83,6 +84,7 @@ async def create_project_key(
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     limits: Limits | None = None,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> CreatedKey:
     """A key in an existing project: the admin API's way. All checks come first."""
     if not name.strip():
@@ -105,6 +107,7 @@ async def create_project_key(
             expires_at=expires_at,
             allowed_models=allowed_models,
             limits=limits,
+            actor=actor,
         )
 
 
@@ -118,6 +121,7 @@ async def _add_key(
     expires_at: datetime | None = None,
     allowed_models: list[str] | None = None,
     limits: Limits | None = None,
+    actor: audit.Actor = audit.SYSTEM,
 ) -> CreatedKey:
     secret, prefix = new_key(API_KEY_PREFIX)
     key = await tenancy.add_api_key(
@@ -132,6 +136,16 @@ async def _add_key(
     )
     if limits is not None and not limits.is_empty():
         await limit_rows.set_limits(session, "key", key.id, **asdict(limits))
+    after = {
+        "name": name,
+        "project_id": proj.id,
+        "org_id": org_id,
+        "scopes": key.scopes,
+        "expires_at": expires_at,
+        "allowed_models": allowed_models,
+        "limits": asdict(limits) if limits is not None else None,
+    }
+    await audit.record(session, actor, "key.create", audit.Target("api_key", key.id), after=after)
     return CreatedKey(key.id, secret, name, proj.name, org_id, key.created_at, proj.id, expires_at)
 
 
@@ -161,13 +175,21 @@ async def list_keys(
     ]
 
 
-async def revoke_key(db: Database, key_id: str) -> None:
+async def revoke_key(db: Database, key_id: str, *, actor: audit.Actor = audit.SYSTEM) -> None:
     async with db.session.begin() as session:
         key = await tenancy.get_api_key(session, key_id)
         if key is None:
             raise NotFoundError(f"No API key with id {key_id!r}.", param="key_id")
         if key.revoked_at is None:
             key.revoked_at = tenancy.now()
+            await audit.record(
+                session,
+                actor,
+                "key.revoke",
+                audit.Target("api_key", key_id),
+                before={"revoked_at": None},
+                after={"revoked_at": key.revoked_at},
+            )
 
 
 async def bootstrap(db: Database, pepper: str) -> FirstStart | None:
@@ -176,7 +198,14 @@ async def bootstrap(db: Database, pepper: str) -> FirstStart | None:
         if await tenancy.has_admin_credential(session):
             return None
         admin_secret, prefix = new_key(ADMIN_KEY_PREFIX)
-        await tenancy.add_admin_credential(
+        cred = await tenancy.add_admin_credential(
             session, name="local-admin", prefix=prefix, key_hash=hash_key(admin_secret, pepper)
+        )
+        await audit.record(
+            session,
+            audit.SYSTEM,
+            "admin_credential.create",
+            audit.Target("admin_credential", cred.id),
+            after={"name": cred.name},
         )
     return FirstStart(admin_secret, await create_key(db, pepper, name="first-key"))

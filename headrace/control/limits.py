@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 from headrace.admission.limits import Limits, Scope
 from headrace.errors import InvalidRequestError, NotFoundError
+from headrace.storage import audit
 from headrace.storage import limits as limit_rows
 from headrace.storage.database import Database
-from headrace.storage.schema import ApiKey, Organisation, Project
+from headrace.storage.schema import ApiKey, LimitRow, Organisation, Project
 
 MAX_MODEL_NAME = 200
 # A budget above this is a typo, not a plan; it also keeps nano-USD sums in 64 bits.
@@ -62,7 +63,13 @@ def _check_budget(name: str, value: float | None, model: str) -> None:
 
 
 async def set_limits(
-    db: Database, scope: Scope, scope_id: str, limits: Limits, *, model: str = ""
+    db: Database,
+    scope: Scope,
+    scope_id: str,
+    limits: Limits,
+    *,
+    model: str = "",
+    actor: audit.Actor = audit.SYSTEM,
 ) -> ScopeLimits:
     """Replace a scope's limits for `model` ("": all models; all None clears them).
     Every replica sees the change within `limits.cache_ttl_s`."""
@@ -74,7 +81,17 @@ async def set_limits(
     async with db.session.begin() as session:
         if await session.get(_TABLES[scope], scope_id) is None:
             raise NotFoundError(f"No {scope} with id {scope_id!r}.", param=f"{scope}_id")
+        old = await limit_rows.get_limits(session, [(scope, scope_id)])
+        before = next((asdict(_row_limits(r)) for r in old if r.model == model), None)
         await limit_rows.set_limits(session, scope, scope_id, model=model, **asdict(limits))
+        await audit.record(
+            session,
+            actor,
+            "limits.set",
+            audit.Target("limits", f"{scope}:{scope_id}:{model}"),
+            before=before,
+            after={"scope": scope, "scope_id": scope_id, "model": model, **asdict(limits)},
+        )
     return ScopeLimits(scope, scope_id, limits, model)
 
 
@@ -88,14 +105,7 @@ async def get_limits(db: Database, scope: Scope, scope_id: str) -> list[ScopeLim
         ScopeLimits(
             scope,
             scope_id,
-            Limits(
-                row.requests_per_minute,
-                row.tokens_per_minute,
-                row.max_concurrent_requests,
-                row.tokens_per_day,
-                row.spend_per_day_usd,
-                row.spend_per_month_usd,
-            ),
+            _row_limits(row),
             row.model,
         )
         for row in rows
@@ -103,3 +113,14 @@ async def get_limits(db: Database, scope: Scope, scope_id: str) -> list[ScopeLim
     if not any(s.model == "" for s in found):
         found.insert(0, ScopeLimits(scope, scope_id, Limits()))
     return found
+
+
+def _row_limits(row: LimitRow) -> Limits:
+    return Limits(
+        row.requests_per_minute,
+        row.tokens_per_minute,
+        row.max_concurrent_requests,
+        row.tokens_per_day,
+        row.spend_per_day_usd,
+        row.spend_per_month_usd,
+    )

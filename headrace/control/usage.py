@@ -43,6 +43,7 @@ class Query:
     project_ids: Sequence[str] = ()
     api_key_ids: Sequence[str] = ()
     models: Sequence[str] = ()
+    endpoints: Sequence[str] = ()  # which APIs' usage: all when empty
     limit: int | None = None
     page: str | None = None
 
@@ -87,6 +88,7 @@ async def usage_page(
             project_ids=q.project_ids,
             api_key_ids=q.api_key_ids,
             models=q.models,
+            endpoints=q.endpoints,
         )
     buckets = [Bucket(s, min(s + width, page_end)) for s in range(start, page_end, width)]
     for row in rows:

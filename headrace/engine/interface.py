@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from headrace.engine.structured import CompiledGrammar
 
-FinishReason = Literal["stop", "length", "abort"]
+# "content_filter" is never an engine's own: the gateway's output check ends a choice with
+# it (safety/output_guard.py).
+FinishReason = Literal["stop", "length", "abort", "content_filter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ class TextDelta:
     text: str
     token_ids: tuple[int, ...]
     logprobs: tuple[TokenLogprob, ...] = ()
+    # On a request's first token, from engines that know it: seconds it waited for its
+    # first step; the rest of the time to this token was its prefill.
+    queue_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -230,6 +231,10 @@ class LLMEngine:
         out = self.scheduler.schedule()
         if out.empty:
             return 0
+        now = time.perf_counter()
+        for seq, _ in out.prefills:
+            if seq.scheduled_s is None:
+                seq.scheduled_s = now
         try:
             sampling, logits = self.runner.run(out.decodes, out.prefills)
         except Exception as exc:  # a failed forward fails its requests, not the engine
@@ -281,7 +286,11 @@ class LLMEngine:
             # Every token is reported, even while its text is held back (a partial UTF-8
             # character, a possible stop string): consumers count and time tokens.
             text = active.detok.push(token)
-            events.append(TextDelta(text, (token,), () if logprob is None else (logprob,)))
+            queue_s = None
+            if seq.num_output_tokens == 1 and seq.scheduled_s is not None:
+                queue_s = seq.scheduled_s - seq.submitted_s
+            logprobs = () if logprob is None else (logprob,)
+            events.append(TextDelta(text, (token,), logprobs, queue_s))
             if active.detok.stopped:
                 reason = "stop"
             elif seq.num_output_tokens >= seq.params.max_tokens or len(seq) >= self.max_model_len:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import time
 
 from headrace.engine.interface import SamplingParams
 
@@ -36,7 +37,9 @@ class Sequence:
         "preemptions",
         "priority",
         "request_id",
+        "scheduled_s",
         "status",
+        "submitted_s",
         "tenant",
         "token_ids",
     )
@@ -57,6 +60,8 @@ class Sequence:
         self.priority = priority
         self.tenant = tenant
         self.arrival = next(_arrivals)
+        self.submitted_s = time.perf_counter()
+        self.scheduled_s: float | None = None  # its first step began: the wait is over
         self.status = SequenceStatus.WAITING
         self.num_computed = 0
         self.num_cached = 0  # prompt tokens served from the prefix cache at first admission

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +36,7 @@ from typing import Any
 
 from headrace.metering.usage import UsageEvent
 from headrace.observability.logging import get_logger
+from headrace.storage import replicas
 from headrace.storage import usage as usage_rows
 from headrace.storage.database import Database
 
@@ -43,6 +47,15 @@ BATCH = 500
 MAX_QUEUED = 200_000
 # How often the writer closes other replicas' stale started rows.
 SWEEP_S = 60.0
+# How often this process renews its hold on its replica id, and when a hold not renewed
+# lapses (another process may then take the id).
+HEARTBEAT_S = 5.0
+HOLD_LAPSES_S = 20.0
+
+
+class ReplicaInUseError(RuntimeError):
+    """Another live gateway holds this replica id: starting would let each close the
+    other's in-flight usage rows."""
 
 
 class UsageLedger:
@@ -71,14 +84,33 @@ class UsageLedger:
         self._begin_timeout = begin_timeout_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._instance = secrets.token_hex(8)  # this process's hold on `replica`
         self.dropped = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def recover(self) -> int:
-        """Close the started rows of this replica's previous run and stale ones of any
-        replica as `cancelled`; how many. Call before serving."""
+        """Take this gateway's replica id, then close the started rows of its previous run
+        and stale ones of any replica as `cancelled`; how many. Call before serving.
+        Raises `ReplicaInUseError` when a live gateway holds the id."""
+        if self.replica is not None:
+            async with self._db.engine.begin() as conn:
+                holder = await replicas.claim(
+                    conn,
+                    self.replica,
+                    instance=self._instance,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    now_ms=self._now_ms(),
+                    stale_after_ms=int(HOLD_LAPSES_S * 1000),
+                )
+            if holder is not None:
+                raise ReplicaInUseError(
+                    f"replica id {self.replica!r} is held by a live gateway (pid {holder.pid} "
+                    f"on {holder.host}); give each gateway its own HEADRACE_REPLICA_ID, or "
+                    f"wait {HOLD_LAPSES_S:.0f} s if that gateway is gone"
+                )
         before = int(self._clock() - self._stale_after)
         async with self._db.session.begin() as session:
             closed = await usage_rows.close_orphans(session, replica=self.replica, before=before)
@@ -144,10 +176,10 @@ class UsageLedger:
             if len(begun) == len(self._begun):
                 ended = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
                 discarded = [self._discarded[i] for i in range(min(BATCH, len(self._discarded)))]
-            async with self._db.session.begin() as session:
-                await usage_rows.insert_events(session, [self._row(e) for e, _ in begun])
-                await usage_rows.complete_events(session, [self._row(e) for e in ended])
-                await usage_rows.discard_started(session, discarded)
+            async with self._db.engine.begin() as conn:
+                await usage_rows.insert_events(conn, [self._row(e) for e, _ in begun])
+                await usage_rows.complete_events(conn, [self._row(e) for e in ended])
+                await usage_rows.discard_started(conn, discarded)
             for _, future in begun:
                 self._begun.popleft()
                 if not future.done():
@@ -168,6 +200,24 @@ class UsageLedger:
                 await self.flush()
         except Exception:
             log.exception("usage_ledger_close_failed", unwritten=self.pending)
+            return  # keep the hold: rows may still be open, a restart here closes them
+        if self.replica is not None:
+            with contextlib.suppress(Exception):  # unreleased, the hold lapses on its own
+                async with self._db.engine.begin() as conn:
+                    await replicas.release(conn, self.replica, instance=self._instance)
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def _heartbeat(self) -> None:
+        if self.replica is None:
+            return
+        async with self._db.engine.begin() as conn:
+            held = await replicas.heartbeat(
+                conn, self.replica, instance=self._instance, now_ms=self._now_ms()
+            )
+        if not held:
+            log.error("replica_hold_lost", replica=self.replica)
 
     def _row(self, event: UsageEvent) -> dict[str, Any]:
         return asdict(event) | {"replica": self.replica}
@@ -188,13 +238,18 @@ class UsageLedger:
     async def _run(self) -> None:
         delay = self._retry_s
         next_sweep = time.monotonic() + SWEEP_S
+        next_beat = time.monotonic() + HEARTBEAT_S
         while True:
             # `asyncio.timeout`, not `wait_for`: on 3.11 `wait_for` can swallow the
             # cancellation `close` sends when the wake-up lands at the same moment.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
+                async with asyncio.timeout(max(0.0, min(next_sweep, next_beat) - time.monotonic())):
                     await self._wake.wait()
             self._wake.clear()
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + HEARTBEAT_S
+                with contextlib.suppress(Exception):  # the next beat tries again
+                    await self._heartbeat()
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_S
                 with contextlib.suppress(Exception):  # the next sweep tries again

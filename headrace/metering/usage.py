@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["ok", "error", "cancelled"]  # how a request ended
+# How a request ended; "content_filter": moderation blocked its input or cut its output.
+Status = Literal["ok", "error", "cancelled", "content_filter"]
 # "started": a request's outbox row while it runs, written before its work.
-EventStatus = Literal["started", "ok", "error", "cancelled"]
+EventStatus = Literal["started", "ok", "error", "cancelled", "content_filter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,16 @@ class UsageEvent:
     input_cost_nanousd: int
     output_cost_nanousd: int
     status: EventStatus
+    prompt_id: str | None = None  # the registry prompt the request used, if any
+    prompt_version: int | None = None
+    # Which API (`chat.completions`, `completions`, `embeddings`, ...) and what served it.
+    endpoint: str = "chat.completions"
+    deployment: str = ""
+    model_version: str = ""
+    # Latency breakdown, ms from the request's arrival: handed to the engine (the gateway's
+    # own stages) and first token; None when the request never got that far.
+    gateway_ms: int | None = None
+    ttft_ms: int | None = None
 
     @property
     def cost_usd(self) -> float:
@@ -61,6 +72,12 @@ def usage_event(
     latency_s: float,
     prices: Prices,
     status: EventStatus,
+    prompt: tuple[str, int] | None = None,
+    endpoint: str = "chat.completions",
+    deployment: str = "",
+    model_version: str = "",
+    gateway_s: float | None = None,
+    ttft_s: float | None = None,
 ) -> UsageEvent:
     """The event for a request, priced: cached input tokens are billed as input for now."""
     return UsageEvent(
@@ -77,4 +94,15 @@ def usage_event(
         cost_nanousd(prices.input_per_1m, input_tokens),
         cost_nanousd(prices.output_per_1m, output_tokens),
         status,
+        prompt_id=prompt[0] if prompt else None,
+        prompt_version=prompt[1] if prompt else None,
+        endpoint=endpoint,
+        deployment=deployment,
+        model_version=model_version,
+        gateway_ms=_ms(gateway_s),
+        ttft_ms=_ms(ttft_s),
     )
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)

@@ -10,26 +10,38 @@ import sys
 
 import structlog
 
+from headrace.observability.redaction import RedactPii
 from headrace.observability.request import RequestRecord
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", *, redact: bool = True) -> None:
+    structlog.configure(
+        processors=log_processors(fmt, redact=redact),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def log_processors(fmt: str = "json", *, redact: bool = True) -> list[structlog.types.Processor]:
+    """The processor chain of every log line: with `redact`, personal data in any value
+    (tracebacks too, formatted first for that) becomes `[KIND]` before it is rendered."""
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+    redaction: list[structlog.types.Processor] = (
+        [structlog.processors.format_exc_info, RedactPii()] if redact else []
     )
+    # Redacted before the level and time are added: those two need no scan.
+    return [
+        structlog.contextvars.merge_contextvars,
+        *redaction,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        renderer,
+    ]
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
@@ -59,6 +71,13 @@ def access_fields(record: RequestRecord, trace_id: str = "") -> dict[str, object
         "cached_tokens": usage.cached_tokens if usage else None,
         "output_tokens": usage.output_tokens if usage else None,
         "cost_usd": usage.cost_usd if usage else None,
+        "endpoint": usage.endpoint if usage else None,
+        "deployment": usage.deployment if usage else None,
+        "model_version": usage.model_version if usage else None,
+        "fallback_model": record.fallback_model or None,
+        "tier": record.tier or None,
+        "prompt_id": usage.prompt_id if usage else None,
+        "prompt_version": usage.prompt_version if usage else None,
         "duration_ms": _ms(record.e2e_s if record.e2e_s is not None else record.now_s()),
         "ttft_ms": _ms(record.ttft_s),
         "queue_ms": _ms(record.queue_s),

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -26,6 +27,7 @@ from headrace.engine.interface import EngineStats
 from headrace.errors import (
     AuthenticationError,
     ConflictError,
+    ContentPolicyError,
     HeadraceError,
     InvalidRequestError,
     NotFoundError,
@@ -61,6 +63,34 @@ PREEMPTIONS = f"{PREFIX}num_preemptions"
 GPU_MEMORY_USED = f"{PREFIX}gpu_memory_used_bytes"
 GPU_MEMORY_TOTAL = f"{PREFIX}gpu_memory_total_bytes"
 GPU_UTILIZATION = f"{PREFIX}gpu_utilization_perc"
+# Per-key detail stays out of labels: it is at GET /admin/v1/abuse/suspensions.
+ABUSE_SIGNALS = f"{PREFIX}abuse_signals_total"
+KEY_SUSPENSIONS = f"{PREFIX}key_suspensions_total"
+ABUSE_REASONS = ("token_spike", "block_rate")
+# Requests whose tool results scored at or over their project's injection threshold.
+INJECTION_FLAGS = f"{PREFIX}prompt_injection_flags_total"
+INJECTION_ACTIONS = ("flagged", "blocked")
+# Moderation decisions by stage (input, output), category ("none" when nothing was over
+# its threshold) and action (allow, flag, block): bounded by the category list.
+SAFETY_DECISIONS = f"{PREFIX}safety_decisions_total"
+# Routing: requests a fallback model served, and each deployment's circuit and load.
+FALLBACKS = f"{PREFIX}fallbacks_total"
+CIRCUIT_STATE = f"{PREFIX}deployment_circuit_state"
+CIRCUIT_STATES = ("closed", "half_open", "open")
+DEPLOYMENT_OUTSTANDING = f"{PREFIX}deployment_requests_outstanding"
+DEPLOYMENT_FAILURES = f"{PREFIX}deployment_failures_total"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentStats:
+    """One deployment as the router sees it, for the scrape."""
+
+    name: str
+    model: str
+    circuit: str  # one of CIRCUIT_STATES
+    outstanding: int
+    failures: int
+
 
 REJECTION_REASONS = (
     "rate_limit",
@@ -100,6 +130,8 @@ def rejection_reason(exc: HeadraceError) -> str:
         return "auth"
     if isinstance(exc, ConflictError):
         return "conflict"
+    if isinstance(exc, ContentPolicyError):
+        return "safety"
     if isinstance(exc, InvalidRequestError | NotFoundError | PayloadTooLargeError):
         return "validation"
     return ""
@@ -136,8 +168,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             REQUESTS,
-            "HTTP requests by route, model and status.",
-            ["route", "model", "status"],
+            "HTTP requests by route, model, status and the caller's tier.",
+            ["route", "model", "status", "tier"],
             registry=r,
         )
         self.ttft = _histogram(TIME_TO_FIRST_TOKEN, "Received to first token.", TTFT_BUCKETS, r)
@@ -174,15 +206,63 @@ class Metrics:
         )
         for reason in REJECTION_REASONS:  # present at zero, so rate() works from the start
             self.rejections.labels(reason=reason, model="")
+        self.abuse_signals = Counter(
+            ABUSE_SIGNALS, "Per-key abuse signals fired, by reason.", ["reason"], registry=r
+        )
+        self.key_suspensions = Counter(
+            KEY_SUSPENSIONS, "Keys suspended automatically, by reason.", ["reason"], registry=r
+        )
+        for reason in ABUSE_REASONS:
+            self.abuse_signals.labels(reason=reason)
+            self.key_suspensions.labels(reason=reason)
+        self.injection_flags = Counter(
+            INJECTION_FLAGS,
+            "Requests whose tool results looked like a prompt injection, by what was done.",
+            ["action"],
+            registry=r,
+        )
+        for action in INJECTION_ACTIONS:
+            self.injection_flags.labels(action=action)
+        self.fallbacks = Counter(
+            FALLBACKS,
+            "Requests a fallback model served because the requested one could not.",
+            ["model", "fallback_model"],
+            registry=r,
+        )
+        self.safety_decisions = Counter(
+            SAFETY_DECISIONS,
+            "Moderation decisions, by stage, category and action.",
+            ["stage", "category", "action"],
+            registry=r,
+        )
+
+    def signal(self, reason: str, suspended: bool) -> None:
+        """One abuse signal (`admission/abuse.py`), and whether it suspended its key."""
+        self.abuse_signals.labels(reason=reason).inc()
+        if suspended:
+            self.key_suspensions.labels(reason=reason).inc()
 
     def observe(self, record: RequestRecord) -> None:
         """One finished request into every metric it touches."""
         model = record.model
-        self.requests.labels(route=record.route, model=model, status=str(record.status)).inc()
+        self.requests.labels(
+            route=record.route, model=model, status=str(record.status), tier=record.tier or "none"
+        ).inc()
         if record.rejection:
             self.rejections.labels(reason=record.rejection, model=model).inc()
         if record.disconnected:
             self.disconnects.labels(model=model).inc()
+        if record.injection:
+            self.injection_flags.labels(action=record.injection).inc()
+        if record.fallback_model:
+            self.fallbacks.labels(model=model, fallback_model=record.fallback_model).inc()
+        for verdict in record.safety:
+            for category in verdict.categories or ("none",):
+                blocked = category in verdict.blocked
+                action = "block" if blocked else "flag" if verdict.categories else "allow"
+                self.safety_decisions.labels(
+                    stage=verdict.stage, category=category, action=action
+                ).inc()
         if record.ttft_s is not None:
             self.ttft.labels(model=model).observe(record.ttft_s)
         if record.queue_s is not None:
@@ -202,7 +282,10 @@ class Metrics:
             self.cost.labels(model=model, project=project).inc(usage.cost_usd)
 
     def exposition(
-        self, engines: Iterable[tuple[str, EngineStats]], gpus: Iterable[GpuStats] = ()
+        self,
+        engines: Iterable[tuple[str, EngineStats]],
+        gpus: Iterable[GpuStats] = (),
+        deployments: Iterable[DeploymentStats] = (),
     ) -> bytes:
         """The text a scrape returns: the request metrics (all workers' when multiprocess),
         then each engine's and GPU's gauges as they are right now."""
@@ -214,6 +297,7 @@ class Metrics:
         gauges = CollectorRegistry()
         gauges.register(EngineCollector(list(engines)))
         gauges.register(GpuCollector(list(gpus)))
+        gauges.register(DeploymentCollector(list(deployments)))
         return generate_latest(collected) + generate_latest(gauges)
 
 
@@ -247,6 +331,36 @@ class EngineCollector(Collector):
             families[PREFIX_CACHE_HIT_RATE].add_metric([model], stats.prefix_cache_hit_rate)
             families[PREEMPTIONS].add_metric([model], stats.extra.get("preemptions", 0.0))
         yield from families.values()
+
+
+class DeploymentCollector(Collector):
+    """Each deployment's circuit state (1 on the state it is in), requests in flight and
+    failures, read from the router when scraped."""
+
+    def __init__(self, deployments: list[DeploymentStats]) -> None:
+        self.deployments = deployments
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        if not self.deployments:
+            return
+        labels = ["deployment", "model"]
+        state = GaugeMetricFamily(
+            CIRCUIT_STATE, "Circuit breaker state, 1 on the current one.", labels=[*labels, "state"]
+        )
+        outstanding = GaugeMetricFamily(
+            DEPLOYMENT_OUTSTANDING, "Requests this gateway has in flight there.", labels=labels
+        )
+        failures = CounterMetricFamily(
+            DEPLOYMENT_FAILURES.removesuffix("_total"),
+            "Requests that failed there (each try).",
+            labels=labels,
+        )
+        for d in self.deployments:
+            for name in CIRCUIT_STATES:
+                state.add_metric([d.name, d.model, name], float(d.circuit == name))
+            outstanding.add_metric([d.name, d.model], d.outstanding)
+            failures.add_metric([d.name, d.model], d.failures)
+        yield from (state, outstanding, failures)
 
 
 class GpuCollector(Collector):

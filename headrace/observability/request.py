@@ -13,6 +13,7 @@ so a stage costs one clock read and the three views can never disagree.
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +31,16 @@ class Stage:
     end_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class SafetyVerdict:
+    """One moderation check: `input` or `output`; `allow`, `flag` or `block`."""
+
+    stage: str
+    action: str
+    categories: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
@@ -42,18 +53,51 @@ class RequestRecord:
     model: str = ""  # set once the model is known to be served: a bounded label
     project_id: str = ""
     org_id: str = ""
+    tier: str = ""  # the caller's project tier, once authenticated
+    fallback_model: str = ""  # the model that served instead of the one asked for
     stream: bool = False
     rejection: str = ""  # why the request was refused, see `metrics.REJECTION_REASONS`
     outcome: Status | None = None  # how an admitted request ended
     usage: UsageEvent | None = None
-    traceparent: str = ""
+    traceparent: str = ""  # the client's W3C trace context, as sent
+    # This request's trace and root span, chosen on arrival so calls it makes (upstreams,
+    # workers) carry a `traceparent` naming the span the trace will hold.
+    trace_id: int = field(default_factory=lambda: random.getrandbits(128) or 1)
+    span_id: int = field(default_factory=lambda: random.getrandbits(64) or 1)
+    sampled: bool = True
     stages: list[Stage] = field(default_factory=list)
     engine_submitted_s: float | None = None
+    engine_queue_s: float | None = None  # the engine's own report of the wait, if it gives one
+    # The highest prompt-injection score of the request's tool results (None: it had none),
+    # and what the project's policy made of it: "flagged", "blocked" or "".
+    injection_score: float | None = None
+    injection: str = ""
+    # Moderation decisions, one per check: (stage, action, categories over threshold).
+    # Category names only, never the text checked.
+    safety: list[SafetyVerdict] = field(default_factory=list)
     token_times_s: list[float] = field(default_factory=list)  # one per engine token event
     output_tokens_timed: int = 0
     response_started_s: float | None = None  # the response's first byte (headers) left
     ended_s: float | None = None
     _last_mark_s: float = 0.0
+
+    def continue_trace(self, traceparent: str) -> None:
+        """Join the client's trace when it sent a valid W3C `traceparent`."""
+        self.traceparent = traceparent
+        parts = traceparent.strip().split("-")
+        if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+            return
+        try:
+            trace_id, flags = int(parts[1], 16), int(parts[3], 16)
+            int(parts[2], 16)
+        except ValueError:
+            return
+        if trace_id:
+            self.trace_id, self.sampled = trace_id, bool(flags & 1)
+
+    def outgoing_traceparent(self) -> str:
+        """The `traceparent` for a call this request makes: a child of its root span."""
+        return f"00-{self.trace_id:032x}-{self.span_id:016x}-{'01' if self.sampled else '00'}"
 
     def now_s(self) -> float:
         """Seconds since the request was received."""
@@ -64,6 +108,11 @@ class RequestRecord:
         now = self.now_s()
         self.stages.append(Stage(stage, self._last_mark_s, now))
         self._last_mark_s = now
+
+    def mark_at(self, stage: str, end_s: float) -> None:
+        """`stage` ran from the previous mark until `end_s` (a moment already past)."""
+        self.stages.append(Stage(stage, self._last_mark_s, end_s))
+        self._last_mark_s = end_s
 
     def add_stage(self, stage: str, start_s: float, end_s: float) -> None:
         """A stage that overlaps others (the stream runs beside decoding)."""
@@ -104,8 +153,10 @@ class RequestRecord:
 
     @property
     def queue_s(self) -> float | None:
-        """Handed to the engine to its first token: waiting in its queue, then the prefill
-        (the engine interface does not yet report when a request is first scheduled)."""
+        """Handed to the engine to its first step, as the engine reports it; from engines
+        that do not, to the first token (the wait and the prefill together)."""
+        if self.engine_queue_s is not None:
+            return self.engine_queue_s
         if self.engine_submitted_s is None or not self.token_times_s:
             return None
         return self.token_times_s[0] - self.engine_submitted_s
@@ -128,13 +179,19 @@ async def timed(
     events: AsyncIterator[tuple[int, GenerationEvent]], record: RequestRecord
 ) -> AsyncIterator[tuple[int, GenerationEvent]]:
     """`events`, passed through, stamping when the engine got the request and when each
-    token arrived; marks the `queue` and `decode` stages."""
-    record.engine_submitted_s = record.now_s()
+    token arrived; marks the `queue`, `prefill` (when the engine tells the two apart) and
+    `decode` stages."""
+    submitted = record.engine_submitted_s = record.now_s()
     queued = True
     try:
         async for index, event in events:
             if queued and (isinstance(event, Finished) or event.token_ids):
-                record.mark("queue")  # a Finished first: no token at all (an early stop)
+                if isinstance(event, TextDelta) and event.queue_s is not None:
+                    record.engine_queue_s = event.queue_s
+                    record.mark_at("queue", submitted + event.queue_s)
+                    record.mark("prefill")
+                else:  # a Finished first: no token at all (an early stop)
+                    record.mark("queue")
                 queued = False
             if isinstance(event, TextDelta) and event.token_ids:
                 record.token_times_s.append(record.now_s())

@@ -14,7 +14,7 @@ from headrace.config import Settings
 from headrace.observability.logging import access_fields, get_logger
 from headrace.observability.metrics import Metrics
 from headrace.observability.request import RequestRecord
-from headrace.observability.tracing import record_trace, tracer_provider
+from headrace.observability.tracing import PlannedIds, record_trace, tracer_provider
 
 
 class Telemetry:
@@ -28,6 +28,8 @@ class Telemetry:
         self.log = log if log is not None else get_logger("headrace.access")
         self.provider = provider
         self.tracer = provider.get_tracer("headrace") if provider is not None else None
+        ids = provider.id_generator if provider is not None else None
+        self._ids = ids if isinstance(ids, PlannedIds) else None
 
     @classmethod
     def from_settings(
@@ -36,7 +38,7 @@ class Telemetry:
         """What `settings` ask for; `span_exporter` (tests) receives every span."""
         return cls(
             Metrics(settings.metrics.max_projects),
-            tracer_provider(settings.tracing, span_exporter),
+            tracer_provider(settings.tracing, span_exporter, redact=settings.privacy.redact_logs),
         )
 
     def observe(self, record: RequestRecord) -> None:
@@ -45,7 +47,7 @@ class Telemetry:
         trace_id = ""
         try:
             if self.tracer is not None:
-                trace_id = record_trace(self.tracer, record)
+                trace_id = record_trace(self.tracer, record, self._ids)
             self.metrics.observe(record)
         except Exception:
             self.log.exception("telemetry_failed", request_id=record.request_id)

@@ -30,6 +30,11 @@ class CreateOrganization(RequestModel):
 class CreateProject(RequestModel):
     org_id: str
     name: str
+    tier: str = "standard"
+
+
+class ModifyProject(RequestModel):
+    tier: str
 
 
 class CreateKey(RequestModel):
@@ -53,6 +58,7 @@ class Project(WireModel):
     org_id: str
     name: str
     created_at: int
+    tier: str = "standard"
 
 
 class ApiKey(WireModel):

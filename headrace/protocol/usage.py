@@ -1,4 +1,5 @@
-"""`/v1/organization/usage/completions` and `/v1/organization/costs`: OpenAI's page shapes."""
+"""`/v1/organization/usage/{completions,embeddings}` and `/v1/organization/costs`: OpenAI's
+page shapes."""
 
 from __future__ import annotations
 
@@ -33,6 +34,16 @@ class UsageCompletionsResult(WireModel):
     service_tier: str | None = None
 
 
+class UsageEmbeddingsResult(WireModel):
+    object: Literal["organization.usage.embeddings.result"] = "organization.usage.embeddings.result"
+    input_tokens: int
+    num_model_requests: int
+    project_id: str | None = None
+    user_id: str | None = None
+    api_key_id: str | None = None
+    model: str | None = None
+
+
 class CostAmount(WireModel):
     value: float
     currency: Literal["usd"] = "usd"
@@ -52,7 +63,7 @@ class UsageTimeBucket(WireModel):
     object: Literal["bucket"] = "bucket"
     start_time: int
     end_time: int
-    results: list[UsageCompletionsResult] | list[CostsResult]
+    results: list[UsageCompletionsResult] | list[UsageEmbeddingsResult] | list[CostsResult]
 
 
 class UsageResponse(WireModel):

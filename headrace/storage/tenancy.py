@@ -131,8 +131,10 @@ async def add_org(session: AsyncSession, name: str) -> Organisation:
     return org
 
 
-async def add_project(session: AsyncSession, org: Organisation, name: str) -> Project:
-    project = Project(id=new_id("proj"), org_id=org.id, name=name, created_at=now())
+async def add_project(
+    session: AsyncSession, org: Organisation, name: str, tier: str = "standard"
+) -> Project:
+    project = Project(id=new_id("proj"), org_id=org.id, name=name, created_at=now(), tier=tier)
     session.add(project)
     await session.flush()
     return project

@@ -148,7 +148,9 @@ def _same(a: Decision, b: Decision) -> None:
 @needs_redis
 async def test_one_limit_across_replicas_under_contention() -> None:
     """Two replicas' stores, 400 concurrent requests, 60 RPM: exactly 60 get in."""
-    replicas = [RedisBackend.from_url(REDIS_URL) for _ in range(2)]
+    # A generous timeout: this is about atomicity, and on a loaded machine 400 requests
+    # queued for a pool can pass the default 0.5 s, which fails open (limits per replica).
+    replicas = [RedisBackend.from_url(REDIS_URL, timeout_s=10) for _ in range(2)]
     sid = _id()
     p = _plan(Limits(requests_per_minute=60), sid)
     decisions = await asyncio.gather(*(replicas[i % 2].acquire(p, 5.0) for i in range(400)))

@@ -149,6 +149,8 @@ def test_a_key_limited_to_no_models_sees_none(admin: Admin) -> None:
         ("post", "/keys", {"name": "k", "colour": "red"}, 400, "colour"),
         ("post", "/keys", {"project_id": "proj_nope", "name": "k"}, 404, "project_id"),
         ("post", "/projects", {"org_id": "org_nope", "name": "p"}, 404, "org_id"),
+        ("post", "/projects", {"org_id": "org_nope", "name": "p", "tier": "Gold!"}, 400, "tier"),
+        ("post", "/projects/proj_nope", {"tier": "gold"}, 404, "project_id"),
         ("post", "/keys/key_nope/revoke", None, 404, "key_id"),
         ("put", "/limits/key/key_nope", {"requests_per_minute": 5}, 404, "key_id"),
         ("put", "/limits/team/x", {"requests_per_minute": 5}, 400, "scope"),
@@ -213,3 +215,14 @@ def test_limits_for_one_model(admin: Admin) -> None:
     assert MODEL in info.value.message
     assert _ok(admin.http.get(path))["model"] is None  # the all-models limits: none set
     assert _ok(admin.http.get(path, params={"model": MODEL}))["requests_per_minute"] == 1
+
+
+def test_a_projects_tier_reaches_its_keys(admin: Admin) -> None:
+    project_id = _project(admin)
+    assert _ok(admin.http.get("/projects"))["data"][-1]["tier"] == "standard"  # type: ignore[index]
+    moved = _ok(admin.http.post(f"/projects/{project_id}", json={"tier": "premium"}))
+    assert moved["tier"] == "premium"
+    bad = admin.http.post(f"/projects/{project_id}", json={"tier": "x" * 33})
+    assert bad.status_code == 400
+    listed = _ok(admin.http.get("/projects"))["data"]
+    assert {p["id"]: p["tier"] for p in listed}[project_id] == "premium"  # type: ignore[index]

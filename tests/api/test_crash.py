@@ -172,3 +172,15 @@ def test_sigkill_during_50_streams(tmp_path: Path, redis: bool) -> None:
     # A clean stop writes the events of the requests served since: no more, no fewer.
     events = _events(settings)
     assert len(events) == len({e.request_id for e in events}) == STREAMS + FINISHED + served
+
+
+def test_a_live_replica_id_is_not_shared(tmp_path: Path) -> None:
+    """A second gateway with the same replica id refuses to start while the first lives:
+    on a restart it would otherwise close the first one's in-flight usage rows. (After a
+    SIGKILL the id is free at once: the test above restarts on it.)"""
+    asyncio.run(Database(Settings(data_dir=tmp_path).effective_database_url).migrate())
+    with gateway(tmp_path, _free_port(), None):
+        args = [sys.executable, "-m", "tests.gateway_process", str(tmp_path), str(_free_port())]
+        second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert second.returncode != 0
+    assert "replica id 'gateway-under-test' is held by a live gateway" in second.stderr

@@ -36,7 +36,9 @@ class Target:
 def target(server: Server, registry: ModelRegistry) -> Iterator[Target]:
     """The session server's data dir (so its API key works) with a fake chat engine."""
     served = ModelRegistry([*fake_registry(FakeEngine()).all(), registry.embedding(EMBED)])
-    with serving(create_app(server.settings, served)) as base_url:
+    # A second gateway on the session server's database: a replica id of its own.
+    settings = server.settings.model_copy(update={"replica_id": "fuzz-target"})
+    with serving(create_app(settings, served)) as base_url:
         yield Target(base_url, server.api_key)
 
 

@@ -156,10 +156,17 @@ REDIS_UP = _reachable("127.0.0.1", 6379)
 @pytest.mark.skipif(not REDIS_UP, reason="Redis is not reachable on 127.0.0.1:6379")
 def test_two_gateways_sharing_redis_enforce_one_limit(tmp_path: Path) -> None:
     """200 concurrent requests split across two replicas, 60 RPM: exactly 60 succeed."""
-    settings = Settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/15")
+    # A generous Redis timeout: on a loaded machine 200 requests at once can queue past the
+    # default 0.5 s, and a timeout fails open (each replica limits alone), as designed.
+    settings = Settings(
+        data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/15", limits={"redis_timeout_s": 10}
+    )
     secret = asyncio.run(_limited_key(settings, Limits(requests_per_minute=60), "key"))
     clock = FrozenClock()
-    apps = [create_app(settings, fake_registry(FakeEngine()), clock=clock) for _ in range(2)]
+    apps = [
+        create_app(_replica(settings, i), fake_registry(FakeEngine()), clock=clock)
+        for i in range(2)
+    ]
     with serving(apps[0]) as first, serving(apps[1]) as second:
         statuses = asyncio.run(_storm([first, second], secret, 200))
     assert statuses.count(200) == 60
@@ -224,3 +231,8 @@ def test_legacy_completions_are_limited_and_refunded(limited: Limited) -> None:
     assert int(first.headers["x-ratelimit-remaining-tokens"]) == 5000 - usage.prompt_tokens - 64
     with pytest.raises(openai.RateLimitError):
         client.completions.create(model=MODEL, prompt="Hi", max_tokens=2)
+
+
+def _replica(settings: Settings, i: int) -> Settings:
+    """Replica `i` of a gateway: its own replica id, like each process in production."""
+    return settings.model_copy(update={"replica_id": f"gateway-{i}"})

@@ -47,7 +47,10 @@ def test_revoked_through_one_replica_refused_by_the_other_within_a_second(
     settings = Settings(data_dir=tmp_path)  # key_cache_ttl_s: 1 s, the default
     admin_key, api_key, key_id = _keys(settings)
     clock = FrozenClock()
-    apps = [create_app(settings, fake_registry(FakeEngine()), clock=clock) for _ in range(2)]
+    apps = [
+        create_app(_replica(settings, i), fake_registry(FakeEngine()), clock=clock)
+        for i in range(2)
+    ]
     with serving(apps[0]) as first, serving(apps[1]) as second:
         _ask(second, api_key)  # the second replica now holds the key in its cache
         revoked = httpx.post(
@@ -70,7 +73,7 @@ def test_revocation_in_real_time_from_the_control_layer(tmp_path: Path) -> None:
     """The same with the real clock, the key revoked by the CLI's code path."""
     settings = Settings(data_dir=tmp_path)
     _, api_key, key_id = _keys(settings)
-    apps = [create_app(settings, fake_registry(FakeEngine())) for _ in range(2)]
+    apps = [create_app(_replica(settings, i), fake_registry(FakeEngine())) for i in range(2)]
     with serving(apps[0]) as first, serving(apps[1]) as second:
         _ask(first, api_key)
         _ask(second, api_key)
@@ -91,3 +94,8 @@ def test_revocation_in_real_time_from_the_control_layer(tmp_path: Path) -> None:
                 except openai.AuthenticationError:
                     refused.add(base_url)
             time.sleep(0.05)
+
+
+def _replica(settings: Settings, i: int) -> Settings:
+    """Replica `i` of a gateway: its own replica id, like each process in production."""
+    return settings.model_copy(update={"replica_id": f"gateway-{i}"})

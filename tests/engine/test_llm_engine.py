@@ -4,6 +4,7 @@ seeds reproduce, aborts and preemption free their blocks, the prefix cache is ex
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -205,3 +206,21 @@ async def test_reference_engine_gives_the_same_greedy_output(engine: LLMEngine) 
         assert theirs[2].finish_reason == ours[2].finish_reason
     finally:
         reference.close()
+
+
+async def test_the_first_token_reports_the_wait_before_the_first_step(engine: LLMEngine) -> None:
+    """Queue time apart from prefill: only a request's first token says how long it waited."""
+    request = GenerationRequest(
+        "queued", prompt("Count to five."), SamplingParams(max_tokens=6, temperature=0.0)
+    )
+    t0 = time.perf_counter()
+    waits = []
+    first_token_s = None
+    async for ev in engine.generate(request):
+        if isinstance(ev, TextDelta) and ev.token_ids:
+            first_token_s = first_token_s or time.perf_counter() - t0
+            waits.append(ev.queue_s)
+    assert first_token_s is not None
+    assert waits[0] is not None
+    assert 0 <= waits[0] <= first_token_s
+    assert waits[1:] == [None] * (len(waits) - 1)

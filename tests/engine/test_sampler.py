@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from headrace.engine.interface import SamplingParams
@@ -76,6 +76,7 @@ def test_logprobs_report_the_chosen_token_and_top() -> None:
     st.integers(0, 10),
     st.floats(0.0, 0.9),
 )
+@example([0.0, 0.0, 1.0], 1.0, 2, 0.0)  # a tie at the k-th value keeps both
 def test_filtered_probs_form_a_distribution_over_the_best_tokens(
     values: list[float], top_p: float, top_k: int, min_p: float
 ) -> None:
@@ -89,4 +90,6 @@ def test_filtered_probs_form_a_distribution_over_the_best_tokens(
     if (~kept).any():
         assert float(original[kept].min()) >= float(original[~kept].max()) - 1e-7
     if top_k:
-        assert int(kept.sum()) <= max(top_k, int((original == original[kept].min()).sum()))
+        # At most top_k - 1 above the k-th value, plus every token tied with it.
+        ties = int((original == original[kept].min()).sum())
+        assert int(kept.sum()) <= max(top_k, top_k - 1 + ties)

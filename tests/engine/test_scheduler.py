@@ -84,6 +84,28 @@ def test_interactive_before_batch() -> None:
     assert [s.request_id for s, _ in out.prefills] == ["chat"]
 
 
+def test_batch_yields_while_interactive_runs_and_resumes_after() -> None:
+    sched = Scheduler(BlockManager(64, BS), max_num_seqs=8, max_num_batched_tokens=64)
+    batch = make("batch", 4, max_tokens=6, priority=1)
+    sched.add(batch)
+    fake_step(sched, sched.schedule())  # the batch line runs alone: nothing else to do
+    chat = make("chat", 4, max_tokens=3, priority=0)
+    sched.add(chat)
+    fake_step(sched, sched.schedule())  # the chat is admitted beside it
+    later = make("batch2", 4, priority=1)
+    sched.add(later)
+    while chat.status is not SequenceStatus.FINISHED:
+        out = sched.schedule()
+        assert batch not in out.decodes  # paused, keeping its blocks
+        assert later not in [s for s, _ in out.prefills]  # and no new batch line starts
+        fake_step(sched, out)
+    assert batch.status is SequenceStatus.RUNNING
+    assert batch.block_table
+    out = sched.schedule()
+    assert batch in out.decodes
+    assert [s for s, _ in out.prefills] == [later]
+
+
 def test_round_robin_across_tenants() -> None:
     q = WaitQueue()
     for i in range(100):

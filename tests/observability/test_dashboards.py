@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from headrace.engine.interface import EngineStats
 from headrace.metering.usage import Prices, usage_event
 from headrace.observability.gpu import GpuStats
-from headrace.observability.metrics import Metrics
+from headrace.observability.metrics import DeploymentStats, Metrics
 from headrace.observability.request import RequestRecord
 
 DEPLOY = Path(__file__).parent.parent.parent / "deploy"
@@ -38,11 +38,13 @@ def _exported_series() -> set[str]:
         prices=Prices(1.0, 2.0), status="ok",
     )  # fmt: skip
     record.rejection = "rate_limit"
+    record.fallback_model = "small"
     record.account(usage, "cancelled")
     record.end(200)
     metrics.observe(record)
     gpus = [GpuStats("cuda:0", 1.0, 2.0, 0.5)]
-    text = metrics.exposition([("m", EngineStats())], gpus).decode()
+    deployments = [DeploymentStats("d", "m", "open", 1, 2)]
+    text = metrics.exposition([("m", EngineStats())], gpus, deployments).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
@@ -69,7 +71,8 @@ def test_the_dashboard_loads_and_names_exported_series() -> None:
 def test_the_dashboard_covers_what_operators_asked_for() -> None:
     titles = " | ".join(p["title"] for p in json.loads(DASHBOARD.read_text())["panels"])
     for wanted in ("first token", "Tokens per second", "Queue time", "Rejection rate",
-                   "Disconnect rate", "Safety block rate", "Cost per 1K tokens"):  # fmt: skip
+                   "Disconnect rate", "Safety block rate", "Cost per 1K tokens", "fallbacks",
+                   "open circuits", "tenant tier"):  # fmt: skip
         assert wanted in titles
 
 
@@ -78,7 +81,9 @@ def test_every_alert_names_exported_series_or_recorded_ones() -> None:
     recorded = {r["record"] for r in rules if "record" in r}
     exported = _exported_series()
     alerts = [r for r in rules if "alert" in r]
-    assert {"HeadraceHighErrorRate", "HeadraceKVCacheSaturated"} <= {a["alert"] for a in alerts}
+    assert {
+        "HeadraceHighErrorRate", "HeadraceKVCacheSaturated", "HeadraceDeploymentCircuitOpen"
+    } <= {a["alert"] for a in alerts}  # fmt: skip
     assert any("BudgetBurn" in a["alert"] for a in alerts)
     for rule in rules:
         names = set(NAME.findall(rule["expr"]))

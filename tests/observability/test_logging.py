@@ -40,6 +40,8 @@ def test_an_access_line_has_the_breakdown_and_no_content(observed: Observed) -> 
     assert line["input_tokens"] == usage.prompt_tokens
     assert line["output_tokens"] == usage.completion_tokens == 3
     assert line["cost_usd"] == pytest.approx(3 * 2.0 / 1e6)
+    assert (line["endpoint"], line["deployment"]) == ("chat.completions", "local")
+    assert line["model_version"] == ""  # the fake registry's model has none
     assert line["duration_ms"] > 0
     assert line["ttft_ms"] is not None
     assert line["tpot_ms"] is not None

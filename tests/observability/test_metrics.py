@@ -32,7 +32,9 @@ CHAT = "/v1/chat/completions"
 
 
 def test_a_completion_counts_tokens_cost_and_latencies(observed: Observed) -> None:
-    before = observed.sample(f"{m.REQUESTS}", route=CHAT, model=MODEL, status="200")
+    before = observed.sample(
+        f"{m.REQUESTS}", route=CHAT, model=MODEL, status="200", tier="standard"
+    )
     before_ttft = observed.sample(f"{m.TIME_TO_FIRST_TOKEN}_count", model=MODEL)
     before_out = observed.sample(m.GENERATION_TOKENS, model=MODEL)
     before_cost = observed.total(m.COST, model=MODEL)
@@ -41,7 +43,10 @@ def test_a_completion_counts_tokens_cost_and_latencies(observed: Observed) -> No
     )
     assert reply.usage is not None
     observed.wait_for(
-        lambda: observed.sample(m.REQUESTS, route=CHAT, model=MODEL, status="200") == before + 1
+        lambda: (
+            observed.sample(m.REQUESTS, route=CHAT, model=MODEL, status="200", tier="standard")
+            == before + 1
+        )
     )
     assert observed.sample(m.GENERATION_TOKENS, model=MODEL) == before_out + 3
     assert observed.sample(m.PROMPT_TOKENS, model=MODEL) >= reply.usage.prompt_tokens
@@ -64,7 +69,7 @@ def test_a_429_counts_a_rate_limit_rejection(observed: Observed) -> None:
     observed.wait_for(
         lambda: observed.sample(m.REJECTIONS, reason="rate_limit", model=MODEL) == before + 1
     )
-    assert observed.sample(m.REQUESTS, route=CHAT, model=MODEL, status="429") >= 1
+    assert observed.total(m.REQUESTS, route=CHAT, model=MODEL, status="429") >= 1
 
 
 def test_a_400_counts_a_validation_rejection(observed: Observed) -> None:
@@ -161,7 +166,7 @@ def test_multiprocess_mode_sums_the_workers(tmp_path: Path) -> None:
         out = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
         ).stdout
-    assert f'{m.REQUESTS}{{model="m",route="/v1/models",status="200"}} 2.0' in out
+    assert f'{m.REQUESTS}{{model="m",route="/v1/models",status="200",tier="none"}} 2.0' in out
 
 
 def test_gpu_gauges_when_there_are_gpus() -> None:

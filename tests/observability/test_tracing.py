@@ -59,6 +59,7 @@ def test_a_streamed_request_is_one_trace_with_every_stage(observed: Observed) ->
     assert attrs["http.response.status_code"] == 200
     assert attrs["headrace.outcome"] == "ok"
     assert attrs["headrace.cost_usd"] > 0
+    assert attrs["headrace.deployment"] == "local"
     children = {s.name: s for s in spans if s is not root}
     assert set(STAGES) <= set(children)
     assert root.start_time is not None

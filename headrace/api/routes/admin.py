@@ -12,7 +12,7 @@ from typing import Literal
 from fastapi import APIRouter
 
 from headrace.admission.limits import Limits as LimitValues
-from headrace.api.state import Admin, State
+from headrace.api.state import Admin, Auditor, State
 from headrace.control import keys as key_service
 from headrace.control import limits as limit_service
 from headrace.control import tenants
@@ -25,6 +25,7 @@ from headrace.protocol.admin import (
     CreateProject,
     Limits,
     LimitsBody,
+    ModifyProject,
     Organization,
     OrganizationList,
     Project,
@@ -36,8 +37,10 @@ ScopeName = Literal["org", "project", "key"]
 
 
 @router.post("/organizations")
-async def create_organization(body: CreateOrganization, state: State, _: Admin) -> Organization:
-    return _org(await tenants.create_org(state.db, body.name))
+async def create_organization(
+    body: CreateOrganization, state: State, actor: Auditor
+) -> Organization:
+    return _org(await tenants.create_org(state.db, body.name, actor=actor))
 
 
 @router.get("/organizations")
@@ -46,8 +49,19 @@ async def list_organizations(state: State, _: Admin) -> OrganizationList:
 
 
 @router.post("/projects")
-async def create_project(body: CreateProject, state: State, _: Admin) -> Project:
-    return _project(await tenants.create_project(state.db, body.org_id, body.name))
+async def create_project(body: CreateProject, state: State, actor: Auditor) -> Project:
+    created = await tenants.create_project(
+        state.db, body.org_id, body.name, tier=body.tier, actor=actor
+    )
+    return _project(created)
+
+
+@router.post("/projects/{project_id}")
+async def modify_project(
+    project_id: str, body: ModifyProject, state: State, actor: Auditor
+) -> Project:
+    """Change a project's tier (which deployments it may use)."""
+    return _project(await tenants.set_project_tier(state.db, project_id, body.tier, actor=actor))
 
 
 @router.get("/projects")
@@ -57,7 +71,7 @@ async def list_projects(state: State, _: Admin, org_id: str | None = None) -> Pr
 
 
 @router.post("/keys")
-async def create_key(body: CreateKey, state: State, _: Admin) -> ApiKey:
+async def create_key(body: CreateKey, state: State, actor: Auditor) -> ApiKey:
     served = {m.settings.name for m in state.registry.all()}
     unknown = [m for m in body.allowed_models or [] if m not in served]
     if unknown:
@@ -72,6 +86,7 @@ async def create_key(body: CreateKey, state: State, _: Admin) -> ApiKey:
         expires_at=_time(body.expires_at, "expires_at"),
         allowed_models=body.allowed_models,
         limits=_limits(body.limits) if body.limits is not None else None,
+        actor=actor,
     )
     return ApiKey(
         id=created.id,
@@ -92,8 +107,8 @@ async def list_keys(state: State, _: Admin, project_id: str | None = None) -> Ap
 
 
 @router.post("/keys/{key_id}/revoke")
-async def revoke_key(key_id: str, state: State, _: Admin) -> ApiKey:
-    await key_service.revoke_key(state.db, key_id)
+async def revoke_key(key_id: str, state: State, actor: Auditor) -> ApiKey:
+    await key_service.revoke_key(state.db, key_id, actor=actor)
     [info] = await key_service.list_keys(state.db, key_id=key_id)
     return _key(info)
 
@@ -112,12 +127,14 @@ async def get_limits(
 
 @router.put("/limits/{scope}/{scope_id}")
 async def set_limits(
-    scope: ScopeName, scope_id: str, body: LimitsBody, state: State, _: Admin, model: str = ""
+    scope: ScopeName, scope_id: str, body: LimitsBody, state: State, actor: Auditor, model: str = ""
 ) -> Limits:
     """Replace the scope's limits for every model (`model` unset) or for one model; every
     replica applies them within `limits.cache_ttl_s`."""
     return _wire_limits(
-        await limit_service.set_limits(state.db, scope, scope_id, _limits(body), model=model)
+        await limit_service.set_limits(
+            state.db, scope, scope_id, _limits(body), model=model, actor=actor
+        )
     )
 
 
@@ -151,7 +168,9 @@ def _org(o: tenants.OrgInfo) -> Organization:
 
 
 def _project(p: tenants.ProjectInfo) -> Project:
-    return Project(id=p.id, org_id=p.org_id, name=p.name, created_at=_unix(p.created_at))
+    return Project(
+        id=p.id, org_id=p.org_id, name=p.name, created_at=_unix(p.created_at), tier=p.tier
+    )
 
 
 def _key(k: key_service.KeyInfo) -> ApiKey:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,12 +21,18 @@ from headrace.api.chat_request import (
 )
 from headrace.api.generation import merged_events
 from headrace.api.generation_response import Meter, respond
-from headrace.api.state import Caller, Record, State
+from headrace.api.internal import response_id
+from headrace.api.load import shed_load
+from headrace.api.moderation import message_texts, moderate_input
+from headrace.api.privacy import check_input, injection_headers
+from headrace.api.proxy import proxy_chat
+from headrace.api.state import Caller, Internal, Record, State
 from headrace.context.prompt import build_chat_prompt
 from headrace.context.tool_calls import ParsedToolCall, ToolCallStream, parse_tool_calls
 from headrace.engine.interface import (
     Engine,
     Finished,
+    GenerationEvent,
     GenerationRequest,
     TextDelta,
     TokenLogprob,
@@ -53,26 +58,36 @@ from headrace.protocol.chat import (
     TokenLogprob as WireTokenLogprob,
 )
 from headrace.protocol.common import FinishReason, PromptTokensDetails, Usage
+from headrace.safety.placeholders import Masker, restore_events
+from headrace.safety.tool_validation import ToolCallValidator
 
 router = APIRouter(tags=["chat"])
+_FINISH_REASONS: dict[str, FinishReason] = {"length": "length", "content_filter": "content_filter"}
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, state: State, caller: Caller, record: Record
+    body: ChatCompletionRequest, state: State, caller: Caller, record: Record, internal: Internal
 ) -> Response:
     # Receive, authenticate and validate ran before this line (middleware, Caller, pydantic).
     record.stream = bool(body.stream)
     refuse_unsupported(body)
     record.mark("validate")
     caller.check_model(body.model)
+    if (remote := state.registry.remote(body.model)) is not None:
+        record.model = body.model  # a model on deployments elsewhere: proxied there
+        return await proxy_chat(state, caller, record, remote, body)
     model = state.registry.chat(body.model)
     record.model = body.model  # only now: a label must name a model we serve
+    shed_load(model, record, batch=internal is not None or priority(body) > 0)
     record.mark("route")
     tools = tool_plan(body, model.structured)
+    validator = ToolCallValidator(body.tools) if tools.parse_calls else None
+    guarded = await check_input(state, caller, record, template_messages(body.messages))
+    record.mark("check_input")
     prompt = build_chat_prompt(
         model.tokenizer,
-        template_messages(body.messages),
+        guarded.messages,
         context_window=model.context_window,
         max_tokens=max_output_tokens(body),
         default_max_tokens=model.settings.default_max_tokens,
@@ -80,7 +95,7 @@ async def create_chat_completion(
     )
     grammar = tools.grammar or output_grammar(body, model.structured)
     record.mark("build_context")
-    completion_id = f"chatcmpl-{secrets.token_hex(12)}"
+    completion_id = response_id("chatcmpl", internal)
     requests = [
         GenerationRequest(
             request_id=f"{completion_id}-{i}",
@@ -88,7 +103,7 @@ async def create_chat_completion(
             params=sampling_params(
                 body, prompt.max_tokens, model.tokenizer, choice=i, grammar=grammar
             ),
-            priority=priority(body),
+            priority=internal.priority if internal is not None else priority(body),
             tenant=caller.project_id,
         )
         for i in range(body.n or 1)
@@ -100,17 +115,20 @@ async def create_chat_completion(
     record.mark("admission")
     run = _Run(completion_id, body.model, int(time.time()), tokenizer=model.tokenizer, body=body)
     run.parse_calls = tools.parse_calls
+    run.tools, run.masker = validator, guarded.masker
     run.record = record
     run.prompt_tokens = len(prompt.token_ids)
+    texts = message_texts(guarded.messages)
+    await moderate_input(state, caller, model, admission, run, texts, param="messages")
     return await respond(
         state,
         caller,
-        model.settings,
+        model,
         admission,
         run,
         stream=(lambda: run.stream(model.engine, requests)) if body.stream else None,
         complete=lambda: run.complete(model.engine, requests),
-        headers={"openai-model": body.model},
+        headers={"openai-model": body.model} | injection_headers(guarded),
     )
 
 
@@ -130,11 +148,13 @@ class _Run(Meter):
     tokenizer: Tokenizer
     body: ChatCompletionRequest
     parse_calls: bool = False  # tools were offered: outputs may hold tool calls
+    tools: ToolCallValidator | None = None  # a call its schema refuses stays content
+    masker: Masker | None = None  # PII mode `mask`: placeholders restored in the output
 
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> ChatCompletion:
-        choices = [_ChoiceState() for _ in requests]
+        choices = [_ChoiceState(calls=ToolCallStream(accept=self._accept)) for _ in requests]
         self.engaged = True
-        async for index, ev in timed(merged_events(engine, requests), self.record):
+        async for index, ev in timed(self._events(engine, requests), self.record):
             state = choices[index]
             if isinstance(ev, Finished):
                 self._finish(state, ev)
@@ -162,13 +182,13 @@ class _Run(Meter):
     async def stream(
         self, engine: Engine, requests: list[GenerationRequest]
     ) -> AsyncIterator[bytes]:
-        choices = [_ChoiceState() for _ in requests]
+        choices = [_ChoiceState(calls=ToolCallStream(accept=self._accept)) for _ in requests]
         for i in range(len(requests)):
             yield sse.event(
                 self._chunk(ChunkChoice(index=i, delta=Delta(role="assistant", content="")))
             )
         self.engaged = True
-        async for index, ev in timed(merged_events(engine, requests), self.record):
+        async for index, ev in timed(self._events(engine, requests), self.record):
             state = choices[index]
             if isinstance(ev, Finished):
                 self._finish(state, ev)
@@ -198,6 +218,18 @@ class _Run(Meter):
             yield sse.event(self._chunk(None, usage=self._usage(choices)))
         yield sse.DONE
 
+    def _events(
+        self, engine: Engine, requests: list[GenerationRequest]
+    ) -> AsyncIterator[tuple[int, GenerationEvent]]:
+        events = merged_events(engine, requests)
+        if self.masker is not None:
+            events = restore_events(events, self.masker)
+        return self.checked(events, engine, requests)  # the check-output stage
+
+    def _accept(self, call: ParsedToolCall) -> bool:
+        """A call is returned as one only when its arguments fit its tool's schema."""
+        return self.tools is None or self.tools.accepts(call.name, call.arguments)
+
     def _chunk(self, choice: ChunkChoice | None, usage: Usage | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(
             id=self.id,
@@ -216,7 +248,7 @@ class _Run(Meter):
         text = "".join(state.text)
         if not self.parse_calls:
             return ResponseMessage(content=text)
-        content, calls = parse_tool_calls(text)
+        content, calls = parse_tool_calls(text, self._accept)
         if calls and state.finish_reason == "stop":
             state.finish_reason = "tool_calls"
         return ResponseMessage(
@@ -258,7 +290,7 @@ class _Run(Meter):
         return deltas
 
     def _finish(self, state: _ChoiceState, ev: Finished) -> None:
-        state.finish_reason = "length" if ev.finish_reason == "length" else "stop"
+        state.finish_reason = _FINISH_REASONS.get(ev.finish_reason, "stop")
         if state.calls.calls and ev.finish_reason == "stop":
             state.finish_reason = "tool_calls"
         # The engine's count is the truth: held-back stop-string tokens never streamed.

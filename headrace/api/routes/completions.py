@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,7 +13,11 @@ from headrace.api import sse
 from headrace.api.chat_request import MAX_STOP_SEQUENCES, logit_bias
 from headrace.api.generation import merged_events
 from headrace.api.generation_response import Meter, respond
-from headrace.api.state import Caller, Record, State
+from headrace.api.internal import response_id
+from headrace.api.load import shed_load
+from headrace.api.moderation import moderate_input
+from headrace.api.proxy import proxy_completion
+from headrace.api.state import Caller, Internal, Record, State
 from headrace.context.prompt import fit_output_budget
 from headrace.engine.interface import (
     Engine,
@@ -36,22 +39,27 @@ from headrace.protocol.completions import (
 )
 
 router = APIRouter(tags=["completions"])
+_FINISH_REASONS: dict[str, FinishReason] = {"length": "length", "content_filter": "content_filter"}
 
 
 @router.post("/v1/completions", response_model=None)
 async def create_completion(
-    body: CompletionRequest, state: State, caller: Caller, record: Record
+    body: CompletionRequest, state: State, caller: Caller, record: Record, internal: Internal
 ) -> Response:
     record.stream = bool(body.stream)
     _refuse_unsupported(body)
     record.mark("validate")
     caller.check_model(body.model)
+    if (remote := state.registry.remote(body.model)) is not None:
+        record.model = body.model  # a model on deployments elsewhere: proxied there
+        return await proxy_completion(state, caller, record, remote, body)
     model = state.registry.chat(body.model)
     record.model = body.model  # only now: a label must name a model we serve
+    shed_load(model, record, batch=internal is not None)
     record.mark("route")
     prompts = _prompts(body.prompt, model.tokenizer)
     n = body.n or 1
-    completion_id = f"cmpl-{secrets.token_hex(12)}"
+    completion_id = response_id("cmpl", internal)
     requests: list[GenerationRequest] = []
     for p, ids in enumerate(prompts):
         budget = fit_output_budget(
@@ -64,6 +72,7 @@ async def create_completion(
                     prompt_token_ids=ids,
                     params=_params(body, budget, model.tokenizer, choice=p * n + i),
                     tenant=caller.project_id,
+                    priority=internal.priority if internal is not None else 0,
                 )
             )
     reserved = sum(len(r.prompt_token_ids) + r.params.max_tokens for r in requests)
@@ -82,10 +91,13 @@ async def create_completion(
     )
     run.prompt_tokens = sum(len(ids) for ids in prompts)
     run.record = record
+    run.endpoint = "completions"
+    texts = [model.tokenizer.decode(list(ids)) for ids in prompts]
+    await moderate_input(state, caller, model, admission, run, texts, param="prompt")
     return await respond(
         state,
         caller,
-        model.settings,
+        model,
         admission,
         run,
         stream=(lambda: run.stream(model.engine, requests)) if body.stream else None,
@@ -188,7 +200,9 @@ class _Run(Meter):
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> Completion:
         choices = [_Choice() for _ in requests]
         self.engaged = True
-        async for index, ev in timed(merged_events(engine, requests), self.record):
+        async for index, ev in timed(
+            self.checked(merged_events(engine, requests), engine, requests), self.record
+        ):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)
@@ -224,7 +238,9 @@ class _Run(Meter):
                         CompletionChoice(text=self.echoes[i // self.n], index=i, finish_reason=None)
                     )
                 )
-        async for index, ev in timed(merged_events(engine, requests), self.record):
+        async for index, ev in timed(
+            self.checked(merged_events(engine, requests), engine, requests), self.record
+        ):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)
@@ -262,7 +278,7 @@ class _Run(Meter):
         self.generated_tokens += len(ev.token_ids)
 
     def _finish(self, c: _Choice, ev: Finished) -> None:
-        c.finish_reason = "length" if ev.finish_reason == "length" else "stop"
+        c.finish_reason = _FINISH_REASONS.get(ev.finish_reason, "stop")
         # The engine's count is the truth: held-back stop-string tokens never streamed.
         self.generated_tokens += ev.completion_tokens - c.completion_tokens
         c.completion_tokens = ev.completion_tokens

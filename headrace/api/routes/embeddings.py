@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 from collections.abc import Callable
 
 from fastapi import APIRouter, Response
 
-from headrace.api.state import Caller, Record, State
+from headrace.api.accounting import accounted, begun, once
+from headrace.api.internal import response_id
+from headrace.api.proxy import proxy_embeddings
+from headrace.api.state import Caller, Internal, Record, State
 from headrace.errors import InvalidRequestError
+from headrace.metering.usage import EventStatus, Prices, Status, UsageEvent, usage_event
 from headrace.protocol.embeddings import (
     Embedding,
     EmbeddingRequest,
@@ -21,11 +26,19 @@ router = APIRouter(tags=["embeddings"])
 MAX_INPUTS = 2048
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", response_model=EmbeddingResponse)
 async def create_embeddings(
-    body: EmbeddingRequest, state: State, caller: Caller, response: Response, record: Record
-) -> EmbeddingResponse:
+    body: EmbeddingRequest,
+    state: State,
+    caller: Caller,
+    response: Response,
+    record: Record,
+    internal: Internal,
+) -> EmbeddingResponse | Response:
     caller.check_model(body.model)
+    if (remote := state.registry.remote(body.model)) is not None:
+        record.model = body.model  # a model on deployments elsewhere: proxied there
+        return await proxy_embeddings(state, caller, record, remote, body)
     model = state.registry.embedding(body.model)
     record.model = body.model  # only now: a label must name a model we serve
     embedder = model.embedder
@@ -36,11 +49,43 @@ async def create_embeddings(
     texts = _texts(body.input, embedder.decode, embedder.vocab_size)
     tokens = sum(embedder.count_tokens(texts))
     admission = await state.limiter.admit(caller, model=body.model, tokens=tokens)
+    record.mark("admission")
     response.headers.update(admission.headers)
-    try:
-        vectors = await embedder.aembed(texts)
-    finally:
+    request_id, created = response_id("embd", internal), int(time.time())
+    prices = Prices(model.settings.input_price_per_1m, model.settings.output_price_per_1m)
+    handed_s: float | None = None  # when the embedder got the work: the gateway's share
+
+    def usage(status: EventStatus) -> UsageEvent:
+        return usage_event(
+            request_id=request_id,
+            created_at=created,
+            org_id=caller.org_id,
+            project_id=caller.project_id,
+            api_key_id=caller.key_id,
+            model=body.model,
+            input_tokens=tokens,
+            cached_tokens=0,
+            output_tokens=0,
+            latency_s=record.now_s(),
+            prices=prices,
+            status=status,
+            endpoint="embeddings",
+            deployment=model.deployment,
+            model_version=model.version,
+            gateway_s=handed_s,
+        )
+
+    @once
+    def account(status: Status) -> None:
         admission.release(tokens)  # input is all an embedding costs: nothing to refund
+        event = usage(status)
+        record.account(event, status)
+        state.ledger.record(event)
+
+    # Like a generation: the started row is durable before the work, one event at the end.
+    await begun(state.ledger, usage("started"), account)
+    handed_s = record.now_s()
+    vectors = await accounted(embedder.aembed(texts), account)
     return EmbeddingResponse(
         data=[
             Embedding(index=i, embedding=_encode(v, body.encoding_format))

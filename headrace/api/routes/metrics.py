@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from headrace.api.state import State
 from headrace.observability.gpu import read_gpus
-from headrace.observability.metrics import CONTENT_TYPE
+from headrace.observability.metrics import CONTENT_TYPE, DeploymentStats
 from headrace.routing.registry import ChatModel
 
 router = APIRouter(tags=["health"])
@@ -24,5 +24,10 @@ async def metrics(state: State) -> Response:
         for m in state.registry.all()
         if isinstance(m, ChatModel)
     ]
-    text = state.telemetry.metrics.exposition(engines, read_gpus())
+    deployments = [
+        DeploymentStats(d.name, d.model, d.breaker.state.value, d.outstanding, d.failures)
+        for ds in state.router.deployments.values()
+        for d in ds
+    ]
+    text = state.telemetry.metrics.exposition(engines, read_gpus(), deployments)
     return Response(text, media_type=CONTENT_TYPE)

@@ -1,4 +1,5 @@
-"""`/v1/organization/usage/completions` and `/v1/organization/costs`, from the usage ledger.
+"""`/v1/organization/usage/completions`, `.../usage/embeddings` and `/v1/organization/costs`,
+from the usage ledger.
 
 Admin keys only (`hr-admin-...`), as OpenAI's are. Arrays are repeated query parameters:
 `?group_by=model&group_by=project_id` (the `[]` suffix is accepted too).
@@ -6,17 +7,19 @@ Admin keys only (`hr-admin-...`), as OpenAI's are. Arrays are repeated query par
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from headrace.api.state import Admin, State
+from headrace.api.state import Admin, AppState, State
 from headrace.control import usage as usage_service
 from headrace.errors import InvalidRequestError
 from headrace.protocol.usage import (
     CostAmount,
     CostsResult,
     UsageCompletionsResult,
+    UsageEmbeddingsResult,
     UsageResponse,
     UsageTimeBucket,
 )
@@ -25,6 +28,8 @@ from headrace.storage.usage import UsageTotals
 router = APIRouter(tags=["organization"])
 USAGE_GROUPS = ("project_id", "api_key_id", "model")
 COST_GROUPS = ("project_id", "api_key_id", "line_item")
+# The generation APIs, as usage events name them; everything else is not a completion.
+COMPLETION_ENDPOINTS = ("chat.completions", "completions", "responses")
 
 
 def _query(
@@ -34,6 +39,7 @@ def _query(
     bucket_width: str,
     limit: int | None,
     page: str | None,
+    endpoints: tuple[str, ...] = (),
 ) -> usage_service.Query:
     def many(name: str) -> list[str]:
         params = request.query_params
@@ -47,6 +53,7 @@ def _query(
         project_ids=many("project_ids"),
         api_key_ids=many("api_key_ids"),
         models=many("models"),
+        endpoints=endpoints,
         limit=limit,
         page=page,
     )
@@ -63,24 +70,47 @@ async def usage_completions(
     limit: Annotated[int | None, Query()] = None,
     page: str | None = None,
 ) -> UsageResponse:
-    q = _query(request, start_time, end_time, bucket_width, limit, page)
-    result = await usage_service.usage_page(
+    q = _query(request, start_time, end_time, bucket_width, limit, page, COMPLETION_ENDPOINTS)
+    return await _usage(state, q, _usage_result)
+
+
+@router.get("/v1/organization/usage/embeddings")
+async def usage_embeddings(
+    request: Request,
+    state: State,
+    _: Admin,
+    start_time: int,
+    end_time: int | None = None,
+    bucket_width: str = "1d",
+    limit: Annotated[int | None, Query()] = None,
+    page: str | None = None,
+) -> UsageResponse:
+    q = _query(request, start_time, end_time, bucket_width, limit, page, ("embeddings",))
+    return await _usage(state, q, _embeddings_result)
+
+
+async def _usage(
+    state: AppState,
+    q: usage_service.Query,
+    result: Callable[[UsageTotals], UsageCompletionsResult | UsageEmbeddingsResult],
+) -> UsageResponse:
+    page = await usage_service.usage_page(
         state.db,
         q,
         allowed_groups=USAGE_GROUPS,
-        page_sizes=usage_service.USAGE_PAGE.get(bucket_width, (7, 31)),
+        page_sizes=usage_service.USAGE_PAGE.get(q.bucket_width, (7, 31)),
     )
     return UsageResponse(
         data=[
             UsageTimeBucket(
                 start_time=b.start_time,
                 end_time=b.end_time,
-                results=[_usage_result(r) for r in b.results],
+                results=[result(r) for r in b.results],
             )
-            for b in result.buckets
+            for b in page.buckets
         ],
-        has_more=result.next_page is not None,
-        next_page=result.next_page,
+        has_more=page.next_page is not None,
+        next_page=page.next_page,
     )
 
 
@@ -125,6 +155,16 @@ def _usage_result(r: UsageTotals) -> UsageCompletionsResult:
         input_text_tokens=r.input_tokens,
         output_text_tokens=r.output_tokens,
         input_cached_text_tokens=r.cached_tokens,
+        num_model_requests=r.requests,
+        project_id=r.group.get("project_id"),
+        api_key_id=r.group.get("api_key_id"),
+        model=r.group.get("model"),
+    )
+
+
+def _embeddings_result(r: UsageTotals) -> UsageEmbeddingsResult:
+    return UsageEmbeddingsResult(
+        input_tokens=r.input_tokens,
         num_model_requests=r.requests,
         project_id=r.group.get("project_id"),
         api_key_id=r.group.get("api_key_id"),
