@@ -49,6 +49,7 @@ from headrace.protocol.responses import (
     ResponseUsage,
     StreamEvent,
 )
+from headrace.safety.placeholders import Masker, restore_events
 from headrace.storage.conversations import Conversations
 from headrace.storage.responses import Responses, StoredResponse
 
@@ -116,6 +117,7 @@ class ResponseRun(Meter):
     shell: Response  # the response as created: settings, no output yet
     store: Stored
     parse_calls: bool = False  # tools were offered: the output may hold tool calls
+    masker: Masker | None = None  # PII mode `mask`: placeholders restored in the output
     finish_reason: str = "stop"
     _seq: int = 0
     _output: list[Item] = field(default_factory=list)
@@ -124,9 +126,7 @@ class ResponseRun(Meter):
         self.engaged = True
         parts: list[str] = []
         try:
-            async for _, ev in timed(
-                self.checked(merged_events(engine, [request]), engine, [request]), self.record
-            ):
+            async for _, ev in timed(self._events(engine, request), self.record):
                 if isinstance(ev, Finished):
                     self._finish(ev)
                 else:
@@ -156,9 +156,7 @@ class ResponseRun(Meter):
         calls = ToolCallStream()
         self.engaged = True
         try:
-            async for _, ev in timed(
-                self.checked(merged_events(engine, [request]), engine, [request]), self.record
-            ):
+            async for _, ev in timed(self._events(engine, request), self.record):
                 if isinstance(ev, Finished):
                     self._finish(ev)
                     text = calls.flush() if self.parse_calls else ""
@@ -200,8 +198,12 @@ class ResponseRun(Meter):
     def _events(
         self, engine: Engine, request: GenerationRequest
     ) -> AsyncIterator[tuple[int, GenerationEvent]]:
-        """The engine's events through the check-output stage, as chat's are."""
-        return self.checked(merged_events(engine, [request]), engine, [request])
+        """The engine's events, placeholders restored, through the check-output stage, as
+        chat's are."""
+        events = merged_events(engine, [request])
+        if self.masker is not None:
+            events = restore_events(events, self.masker)
+        return self.checked(events, engine, [request])
 
     def _open_message(self) -> _OpenMessage:
         message = _OpenMessage(new_id("msg"), len(self._output))

@@ -50,11 +50,13 @@ def assemble(
     max_tokens: int | None,
     default_max_tokens: int,
     truncation: Truncation,
+    transform: Callable[[list[Message]], list[Message]] | None = None,
 ) -> Assembled:
     """The prompt for one response. With `truncation="auto"` the oldest whole turns of
     `history` are dropped until the prompt and the requested output fit; with "disabled"
     (or when even the instructions and the new input alone do not fit) it raises
-    `context_length_exceeded`."""
+    `context_length_exceeded`. `transform` rewrites the messages before they are encoded
+    (personal data masked by the project's privacy policy)."""
     head = _system(instructions, output_format)
     tail = to_messages(new_input)
     groups = turns(history)
@@ -62,6 +64,8 @@ def assemble(
     def attempt(drop: int) -> tuple[list[Message], tuple[int, ...], int] | None:
         kept = [item for turn in groups[drop:] for item in turn]
         messages = head + to_messages(kept) + tail
+        if transform is not None:
+            messages = transform(messages)
         ids = tuple(encode(messages, tools))
         try:
             return (

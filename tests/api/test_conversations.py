@@ -226,3 +226,12 @@ def test_the_real_engine_serves_each_turn_from_its_prefix_cache(client: openai.O
     block = next(m for m in Settings().models if m.name == MODEL).block_size
     for (hit, _), (_, previous_input) in zip(cached[1:], cached[:-1], strict=True):
         assert hit >= previous_input // block * block  # every full block of the last prompt
+
+
+def test_store_false_cannot_add_to_a_conversation(gateway: Gateway) -> None:
+    client = gateway.sdk()
+    conversation = client.conversations.create()
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=MODEL, input="Hi", conversation=conversation.id, store=False)
+    assert err.value.param == "store"
+    assert list(client.conversations.items.list(conversation.id)) == []

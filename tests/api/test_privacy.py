@@ -321,6 +321,23 @@ def test_mask_mode_restores_tool_call_arguments(env: Env) -> None:
     assert json.loads(call.function.arguments) == {"to": EMAIL}
 
 
+def test_mask_mode_covers_the_responses_api(env: Env) -> None:
+    env.set_policy("masked", pii_mode="mask")
+    env.engine.reply = ["Writing to <EMAIL", "_1> now."]
+    done = env.client("masked").responses.create(
+        model=MODEL, instructions=f"Reply to {EMAIL}.", input=f"Mail {EMAIL}", store=False
+    )
+    prompt = env.last_prompt()
+    assert EMAIL not in prompt
+    assert prompt.count("<EMAIL_1>") == 2
+    assert done.output_text == f"Writing to {EMAIL} now."
+    events = env.client("masked").responses.create(
+        model=MODEL, input=f"Mail {EMAIL}", store=False, stream=True
+    )
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == f"Writing to {EMAIL} now."
+
+
 def test_the_default_mode_sends_the_prompt_as_it_is(env: Env) -> None:
     env.engine.reply = ["ok"]
     env.client("plain").chat.completions.create(

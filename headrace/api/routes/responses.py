@@ -25,10 +25,11 @@ from headrace.api.generation_response import respond
 from headrace.api.items import input_items, new_id
 from headrace.api.load import shed_load
 from headrace.api.moderation import message_texts, moderate_input
+from headrace.api.privacy import check_input, injection_headers
 from headrace.api.response_run import ResponseRun, Stored
 from headrace.api.routes.conversations import item_list
 from headrace.api.state import Caller, Record, State
-from headrace.context.assembly import Assembled, assemble
+from headrace.context.assembly import Assembled, assemble, to_messages
 from headrace.context.chat_template import render_chat
 from headrace.engine.interface import GenerationRequest
 from headrace.engine.tokenizer import Tokenizer
@@ -42,6 +43,7 @@ from headrace.protocol.responses import (
     ResponseConversation,
     ResponsePrompt,
 )
+from headrace.safety.placeholders import mask_messages
 from headrace.storage import retention
 
 router = APIRouter(tags=["responses"])
@@ -65,6 +67,13 @@ async def create_response(
     new_input = input_items(body.input)
     history, conversation_id = await _history(state, caller.project_id, body)
     days = await retention.get_retention(state.db, caller.project_id)
+    if conversation_id is not None and body.store is False:
+        # `store: false` keeps nothing beyond usage; a conversation keeps every turn.
+        raise InvalidRequestError(
+            "'store' must not be false with 'conversation': the conversation would keep "
+            "this turn's input and output.",
+            param="store",
+        )
     if conversation_id is not None and days == 0:
         raise InvalidRequestError(
             "This project's retention is 0 days: conversations cannot be stored.",
@@ -78,6 +87,11 @@ async def create_response(
     )
     instructions = "\n\n".join(t for t in (prompt and prompt.text, body.instructions) if t) or None
     tools = tool_plan(chat, model.structured)
+    # Check input (privacy): tool results scored for injection, personal data masked in
+    # mode `mask` (the output is restored), as for chat.
+    guarded = await check_input(state, caller, record, to_messages([*history, *new_input]))
+    masker = guarded.masker
+    record.mark("check_input")
     assembled = assemble(
         instructions=instructions,
         history=history,
@@ -89,6 +103,7 @@ async def create_response(
         max_tokens=body.max_output_tokens,
         default_max_tokens=model.settings.default_max_tokens,
         truncation=body.truncation or "disabled",
+        transform=(lambda messages: mask_messages(masker, messages)) if masker else None,
     )
     grammar = tools.grammar or output_grammar(chat, model.structured)
     record.mark("build_context")
@@ -117,6 +132,7 @@ async def create_response(
     run = ResponseRun(response_id, body.model, shell.created_at, shell=shell, store=store)
     run.parse_calls = tools.parse_calls
     run.record = record
+    run.masker = masker
     run.prompt = (prompt.id, prompt.version) if prompt is not None else None
     run.prompt_tokens = len(assembled.token_ids)
     # Check input: the new input and the instructions (earlier turns were checked then).
@@ -130,7 +146,9 @@ async def create_response(
         run,
         stream=(lambda: run.stream(model.engine, request)) if body.stream else None,
         complete=lambda: run.complete(model.engine, request),
-        headers={"openai-model": body.model} | _dropped_header(assembled),
+        headers={"openai-model": body.model}
+        | _dropped_header(assembled)
+        | injection_headers(guarded),
     )
 
 
