@@ -29,6 +29,7 @@ from headrace.observability.logging import get_logger
 from headrace.observability.request import SafetyVerdict
 from headrace.routing.registry import ChatModel, EmbeddingModel, ModelRegistry
 from headrace.safety.checks import SafetyChecks, SafetyPolicies
+from headrace.safety.injection_model import InjectionClassifier
 from headrace.safety.moderation import ENCODER_PATH, MODEL_NAME, Embed, LazyEncoder, Moderator
 from headrace.safety.policy import Decision
 from headrace.storage.database import Database
@@ -132,10 +133,12 @@ def build_safety(settings: Settings, db: Database, registry: ModelRegistry) -> S
     options = settings.safety
     if settings.worker.enabled:
         options = options.model_copy(update={"enabled": False})
+    encoder = LazyEncoder(load)
     return SafetyChecks(
-        Moderator.load(LazyEncoder(load)),
+        Moderator.load(encoder),
         SafetyPolicies(db, ttl_s=options.policy_cache_ttl_s),
         options,
+        InjectionClassifier.load(encoder),
     )
 
 

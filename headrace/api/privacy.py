@@ -16,7 +16,7 @@ from headrace.admission.auth import Principal
 from headrace.api.state import AppState
 from headrace.errors import InvalidRequestError
 from headrace.observability.request import RequestRecord
-from headrace.safety.privacy import GuardedInput, guard_input
+from headrace.safety.privacy import GuardedInput, guard_input, tool_results
 
 INJECTION_SCORE_HEADER = "x-headrace-injection-score"
 INJECTION_RULES_HEADER = "x-headrace-injection-rules"
@@ -28,7 +28,8 @@ async def check_input(
     """Score the tool results, mask personal data (mode `mask`); 400
     `content_policy_violation` when the project blocks what scored over its threshold."""
     policy = await state.privacy.for_project(caller.project_id)
-    guarded = guard_input(messages, policy)
+    learned = await state.safety.injection_probabilities(tool_results(messages))
+    guarded = guard_input(messages, policy, learned)
     if guarded.injection is not None:
         record.injection_score = guarded.injection.score
     record.injection = guarded.verdict

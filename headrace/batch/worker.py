@@ -143,7 +143,9 @@ class BatchWorker:
                     await self._renew()
             if busy:
                 continue
-            if not self._running:
+            # Not if woken since this round began: that wake-up may bring work this
+            # round did not see (a test's `until_idle` must not return before it ran).
+            if not self._running and not self._wake.is_set():
                 self._idle.set()
             timeout = min(self._settings.poll_interval_s, renew_every)
             with contextlib.suppress(TimeoutError):

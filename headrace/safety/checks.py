@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from headrace.config import SafetySettings
+from headrace.safety.injection_model import InjectionClassifier
 from headrace.safety.moderation import CATEGORIES, Moderator, Scores
 from headrace.safety.output_guard import OutputCheck
 from headrace.safety.policy import Decision, SafetyPolicy, Stage, policy_from_dict
@@ -67,11 +68,24 @@ class SafetyChecks:
     """The moderator and the policies, for the input and output checks."""
 
     def __init__(
-        self, moderator: Moderator, policies: SafetyPolicies, settings: SafetySettings
+        self,
+        moderator: Moderator,
+        policies: SafetyPolicies,
+        settings: SafetySettings,
+        injection: InjectionClassifier | None = None,
     ) -> None:
         self.moderator = moderator
         self.policies = policies
         self.settings = settings
+        self.injection = injection  # the learned half of the injection score
+
+    async def injection_probabilities(self, texts: dict[int, str]) -> dict[int, float]:
+        """The classifier's P(injection) per tool result (off the event loop); none when
+        there are no tool results or no classifier."""
+        if not texts or self.injection is None:
+            return {}
+        probs = await asyncio.to_thread(self.injection.probabilities, list(texts.values()))
+        return dict(zip(texts, probs, strict=True))
 
     async def policy(self, project_id: str) -> SafetyPolicy:
         """The project's policy; a disabled one when moderation is off server-wide."""

@@ -7,8 +7,10 @@
 Each rule is a family of patterns and a weight: the share of texts matching it that are
 injections. A text's score combines the rules it matches as independent evidence (noisy
 OR, 1 - prod(1 - w)), so one strong signal flags and several weak ones add up. The weights
-are calibrated by hand against the seeded set in `tests/safety/injection_samples.py`; it is
-a calibrated heuristic score, not a trained classifier.
+are calibrated by hand against the seeded set in `training/injection/samples.py`. A trained
+classifier (`injection_model.py`: sentence embedding + logistic regression) adds its
+probability as one more piece of evidence (`with_classifier`): it catches phrasings no rule
+names, the rules catch what it was not trained on (docs/safety.md has both's scores).
 
 The user's own message is never scored: a user may ask anything of their own assistant.
 What is scored is text that entered the conversation from elsewhere (`role: tool`).
@@ -154,3 +156,13 @@ def score_text(text: str) -> InjectionReport:
     for rule in matched:
         clean *= 1.0 - rule.weight
     return InjectionReport(round(1.0 - clean, 4), tuple(r.name for r in matched))
+
+
+CLASSIFIER_RULE = "classifier"
+
+
+def with_classifier(report: InjectionReport, probability: float) -> InjectionReport:
+    """`report` with the classifier's probability as one more independent signal."""
+    score = round(1.0 - (1.0 - report.score) * (1.0 - probability), 4)
+    rules = report.rules + ((CLASSIFIER_RULE,) if probability >= 0.5 else ())
+    return InjectionReport(score, rules)

@@ -14,13 +14,13 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
 from headrace.config import PrivacySettings
 from headrace.errors import InvalidRequestError
-from headrace.safety.injection import InjectionReport, score_text
+from headrace.safety.injection import InjectionReport, score_text, with_classifier
 from headrace.safety.pii import PII_KINDS, PiiKind
 from headrace.safety.placeholders import Masker, mask_messages
 from headrace.storage import privacy as policy_rows
@@ -163,15 +163,27 @@ class GuardedInput:
     suspect: int | None = None  # index of the message that scored highest
 
 
-def guard_input(messages: list[dict[str, Any]], policy: PrivacyPolicy) -> GuardedInput:
+def tool_results(messages: list[dict[str, Any]]) -> dict[int, str]:
+    """The texts that came from tools, by message index: what injection scoring reads."""
+    return {
+        i: str(m.get("content") or "") for i, m in enumerate(messages) if m.get("role") == "tool"
+    }
+
+
+def guard_input(
+    messages: list[dict[str, Any]],
+    policy: PrivacyPolicy,
+    learned: Mapping[int, float] | None = None,
+) -> GuardedInput:
     """The check-input stage for personal data and prompt injection, as a pure step: scores
-    the tool results (never the user's own words), then masks what mode `mask` hides."""
+    the tool results (never the user's own words; `learned` holds the classifier's
+    probability per tool message, when it ran), then masks what mode `mask` hides."""
     report: InjectionReport | None = None
     suspect: int | None = None
-    for i, msg in enumerate(messages):
-        if msg.get("role") != "tool":
-            continue
-        scored = score_text(str(msg.get("content") or ""))
+    for i, text in tool_results(messages).items():
+        scored = score_text(text)
+        if learned is not None and i in learned:
+            scored = with_classifier(scored, learned[i])
         if report is None or scored.score > report.score:
             report, suspect = scored, i
     verdict: Literal["", "flagged", "blocked"] = ""

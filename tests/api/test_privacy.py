@@ -391,13 +391,14 @@ def test_an_injected_tool_result_is_flagged_in_a_header_a_metric_and_the_trace(
     assert roots[-1].attributes["headrace.injection"] == "flagged"  # type: ignore[index]
 
 
-def test_a_clean_tool_result_scores_zero_and_the_users_words_are_never_scored(
+def test_a_clean_tool_result_scores_low_and_the_users_words_are_never_scored(
     env: Env,
 ) -> None:
     raw = env.client("plain").chat.completions.with_raw_response.create(
         model=MODEL, messages=_with_tool_result("Sunny, 21 degrees."), tools=[WEATHER_TOOL]
     )
-    assert raw.headers["x-headrace-injection-score"] == "0"
+    # No rule matches; the classifier's probability is all there is, and it is low.
+    assert float(raw.headers["x-headrace-injection-score"]) < 0.2
     raw = env.client("plain").chat.completions.with_raw_response.create(
         model=MODEL, messages=[{"role": "user", "content": INJECTION}]
     )

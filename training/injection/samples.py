@@ -54,8 +54,9 @@ _TOPICS = ("billing", "kubernetes", "sourdough", "tax", "onboarding")
 _NAMES = ("Ana", "Bo", "Chen", "Dara", "Eli")
 
 
-def samples(seed: int = 8, per_template: int = 8) -> tuple[list[str], list[str]]:
-    """(injections, benign texts)."""
+def samples(seed: int = 8, per_template: int = 8, part: str = "all") -> tuple[list[str], list[str]]:
+    """(injections, benign texts); `part` "train" or "test" keeps only those templates
+    (every fourth one is held out), so a classifier is scored on phrasings it never saw."""
     rng = random.Random(seed)
 
     def fill(template: str) -> str:
@@ -74,6 +75,11 @@ def samples(seed: int = 8, per_template: int = 8) -> tuple[list[str], list[str]]
         fields["benign"] = rng.choice(_BENIGN_TEMPLATES).format(**fields)
         return template.format(**fields)
 
-    injections = [fill(t) for t in _INJECTION_TEMPLATES for _ in range(per_template)]
-    benign = [fill(t) for t in _BENIGN_TEMPLATES for _ in range(per_template)]
+    def kept(templates: tuple[str, ...]) -> list[str]:
+        if part == "all":
+            return list(templates)
+        return [t for i, t in enumerate(templates) if (i % 4 == 3) == (part == "test")]
+
+    injections = [fill(t) for t in kept(_INJECTION_TEMPLATES) for _ in range(per_template)]
+    benign = [fill(t) for t in kept(_BENIGN_TEMPLATES) for _ in range(per_template)]
     return injections, benign
