@@ -27,7 +27,7 @@ from headrace.engine.embedder import Embedder
 from headrace.errors import ContentPolicyError
 from headrace.observability.logging import get_logger
 from headrace.observability.request import SafetyVerdict
-from headrace.routing.registry import ChatModel, EmbeddingModel, ModelRegistry
+from headrace.routing.registry import ChatModel, EmbeddingModel, ModelRegistry, RemoteModel
 from headrace.safety.checks import SafetyChecks, SafetyPolicies
 from headrace.safety.injection_model import InjectionClassifier
 from headrace.safety.moderation import ENCODER_PATH, MODEL_NAME, Embed, LazyEncoder, Moderator
@@ -41,7 +41,7 @@ log = get_logger("headrace.safety")
 async def moderate_input(
     state: AppState,
     caller: Principal,
-    model: ChatModel,
+    model: ChatModel | RemoteModel,
     admission: Admission,
     meter: Meter,
     texts: Sequence[str],

@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from headrace.admission.auth import Principal
 from headrace.api import sse
 from headrace.api.generation_response import Meter, respond
+from headrace.api.moderation import moderate_input
 from headrace.api.state import AppState
 from headrace.errors import (
     BadGatewayError,
@@ -73,6 +74,9 @@ async def proxy(
     prefix = {"chat.completions": "chatcmpl", "completions": "cmpl"}.get(endpoint, "embd")
     meter = Meter(f"{prefix}-{secrets.token_hex(12)}", name, int(time.time()), endpoint)
     meter.record, meter.prompt_tokens = record, prompt_tokens
+    # Check input, as for a local model (the output of a proxied stream is not checked yet).
+    param = {"chat.completions": "messages", "completions": "prompt"}.get(endpoint, "input")
+    await moderate_input(state, caller, model, admission, meter, [prompt_text], param=param)
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     sent = dict(body)
     if stream:

@@ -271,3 +271,14 @@ def test_completions_and_embeddings_are_proxied_too(gateway: Gateway) -> None:
     events = {e.endpoint: e for e in gateway.usage()}
     assert events["embeddings"].input_tokens == 3
     assert events["completions"].output_tokens == USAGE["completion_tokens"]
+
+
+def test_a_proxied_request_is_moderated_before_it_leaves(gateway: Gateway) -> None:
+    from tests.api.test_moderation_checks import BOMB
+
+    with pytest.raises(openai.BadRequestError) as err:
+        gateway.client.chat.completions.create(
+            model="big", messages=[{"role": "user", "content": BOMB}]
+        )
+    assert err.value.code == "content_policy_violation"
+    assert all(not u.requests for u in gateway.upstreams.values())
