@@ -71,8 +71,10 @@ async def moderate_input(
         )
     flagged_once = False
 
-    async def on_output(decision: Decision, window: str) -> None:
+    async def on_output(decision: Decision, window: str, took_s: float) -> None:
         nonlocal flagged_once
+        now = meter.record.now_s()  # the check-output stage: a span per check, beside decode
+        meter.record.add_stage("check_output", now - took_s, now)
         if decision.action == "block":
             meter.filtered = True
         # One review item per request's output: a long flagged answer is checked many times.

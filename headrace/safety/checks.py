@@ -99,16 +99,19 @@ class SafetyChecks:
         return policy.decide(stage, worst(scored), self.moderator.thresholds)
 
     def output_check(
-        self, policy: SafetyPolicy, on_decision: Callable[[Decision, str], Awaitable[None]]
+        self,
+        policy: SafetyPolicy,
+        on_decision: Callable[[Decision, str, float], Awaitable[None]],
     ) -> OutputCheck | None:
         """How to check a request's output under `policy`, or None when nothing is;
-        `on_decision` sees every check's decision and window (to record it)."""
+        `on_decision` sees every check's decision, window and duration (to record it)."""
         if not policy.checks("output"):
             return None
 
         async def check(window: str) -> Decision:
+            started = time.perf_counter()
             decision = await self.check(policy, "output", [window])
-            await on_decision(decision, window)
+            await on_decision(decision, window, time.perf_counter() - started)
             return decision
 
         return OutputCheck(

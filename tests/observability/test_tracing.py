@@ -18,11 +18,14 @@ STAGES = (
     "auth",
     "validate",
     "route",
+    "check_input",  # privacy: injection scoring, PII masking
     "build_context",
     "admission",
+    "moderate_input",  # safety in
     "queue",
     "decode",
     "stream",
+    "check_output",  # safety out, beside decode
     "account",
 )
 
