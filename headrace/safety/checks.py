@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 
 from headrace.config import SafetySettings
@@ -20,41 +19,25 @@ from headrace.safety.injection_model import InjectionClassifier
 from headrace.safety.moderation import CATEGORIES, Moderator, Scores
 from headrace.safety.output_guard import OutputCheck
 from headrace.safety.policy import Decision, SafetyPolicy, Stage, policy_from_dict
+from headrace.safety.project_cache import ProjectCache
 from headrace.storage import safety as policy_rows
 from headrace.storage.database import Database
-
-_CACHE_SIZE = 10_000  # projects whose policy is kept in memory
 
 
 class SafetyPolicies:
     """Each project's policy, cached for `ttl_s`; the default for a project without one."""
 
     def __init__(
-        self, db: Database, ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._ttl = ttl_s
-        self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, SafetyPolicy]] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[SafetyPolicy]] = {}
+        self._cache: ProjectCache[SafetyPolicy] = ProjectCache(self._load, ttl_s, clock)
 
     async def for_project(self, project_id: str) -> SafetyPolicy:
-        now = self._clock()
-        hit = self._cache.get(project_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        # A burst on one project after its entry expired makes one query, not one each.
-        pending = self._loading.get(project_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(project_id))
-            self._loading[project_id] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(project_id, None))
-        found = await asyncio.shield(pending)
-        self._cache[project_id] = (now, found)
-        self._cache.move_to_end(project_id)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return found
+        return await self._cache.get(project_id)
 
     async def _load(self, project_id: str) -> SafetyPolicy:
         async with self._db.session() as session:

@@ -10,10 +10,8 @@ Read by the data plane through this cache, never per request from the database; 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
@@ -23,6 +21,7 @@ from headrace.errors import InvalidRequestError
 from headrace.safety.injection import InjectionReport, score_text, with_classifier
 from headrace.safety.pii import PII_KINDS, PiiKind
 from headrace.safety.placeholders import Masker, mask_messages
+from headrace.safety.project_cache import ProjectCache
 from headrace.storage import privacy as policy_rows
 from headrace.storage.database import Database
 from headrace.storage.schema import PrivacyPolicyRow
@@ -31,7 +30,6 @@ PiiMode = Literal["log", "store", "mask"]
 InjectionAction = Literal["flag", "block"]
 PII_MODES: tuple[PiiMode, ...] = get_args(PiiMode)
 INJECTION_ACTIONS: tuple[InjectionAction, ...] = get_args(InjectionAction)
-_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,28 +121,10 @@ class PrivacyPolicies:
     ) -> None:
         self.defaults = defaults
         self._db = db
-        self._ttl = ttl_s
-        self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, PrivacyPolicy]] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[PrivacyPolicy]] = {}
+        self._cache: ProjectCache[PrivacyPolicy] = ProjectCache(self._load, ttl_s, clock)
 
     async def for_project(self, project_id: str) -> PrivacyPolicy:
-        now = self._clock()
-        hit = self._cache.get(project_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        # A burst on one project after its entry expired makes one query, not one each.
-        pending = self._loading.get(project_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(project_id))
-            self._loading[project_id] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(project_id, None))
-        found = await asyncio.shield(pending)
-        self._cache[project_id] = (now, found)
-        self._cache.move_to_end(project_id)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return found
+        return await self._cache.get(project_id)
 
     async def _load(self, project_id: str) -> PrivacyPolicy:
         async with self._db.session() as session:
