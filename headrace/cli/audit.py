@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,12 +20,14 @@ from rich.table import Table
 from headrace import __version__
 from headrace.config import Settings, load_settings
 from headrace.control import audit as audit_service
-from headrace.errors import InvalidRequestError
+from headrace.control import tenants
+from headrace.errors import HeadraceError, InvalidRequestError
 from headrace.storage.audit import Actor, Filter
 from headrace.storage.database import Database
 
 audit_app = typer.Typer(help="Read the audit log of admin actions.", no_args_is_help=True)
 console = Console()
+T = TypeVar("T")
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[
@@ -60,6 +63,35 @@ async def open_db(settings: Settings) -> Database:
     db = Database(settings.effective_database_url)
     await db.migrate()
     return db
+
+
+def run_on_project(
+    settings: Settings, action: Callable[[Database, str], Awaitable[T]], project: str
+) -> T:
+    """`action(db, project id)` for `project` (an id or a unique name); a refusal is printed
+    and exits 1."""
+
+    async def go() -> T:
+        db = await open_db(settings)
+        try:
+            return await action(db, await _project_id(db, project))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(go())
+    except HeadraceError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+
+
+async def _project_id(db: Database, project: str) -> str:
+    """`project` when it is an id; else the id of the one project with that name."""
+    projects = await tenants.list_projects(db)
+    if any(p.id == project for p in projects):
+        return project
+    named = [p.id for p in projects if p.name == project]
+    return named[0] if len(named) == 1 else project  # unknown or ambiguous: 'no project'
 
 
 def _where(

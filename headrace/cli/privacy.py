@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from headrace.cli.audit import ConfigOption, cli_actor, console, err_console, load, open_db
-from headrace.config import Settings
+from headrace.cli.audit import ConfigOption, cli_actor, console, err_console, load, run_on_project
 from headrace.control import privacy as privacy_service
-from headrace.control import tenants
 from headrace.errors import HeadraceError
 from headrace.safety.privacy import PrivacyPolicy, checked_policy
-from headrace.storage.database import Database
 
 privacy_app = typer.Typer(help="Personal data and prompt-injection policy.", no_args_is_help=True)
 policy_app = typer.Typer(help="A project's privacy policy.", no_args_is_help=True)
@@ -28,7 +23,11 @@ def policy_show(project: ProjectArgument, config: ConfigOption = None) -> None:
     """Show the project's policy (or the server's defaults it falls back on)."""
     settings = load(config)
     defaults = PrivacyPolicy.from_settings(settings.privacy)
-    _print(_run(settings, lambda db, pid: privacy_service.get_policy(db, pid, defaults), project))
+    _print(
+        run_on_project(
+            settings, lambda db, pid: privacy_service.get_policy(db, pid, defaults), project
+        )
+    )
 
 
 @policy_app.command("set")
@@ -64,7 +63,7 @@ def policy_set(
         raise typer.Exit(2) from exc
     actor = cli_actor()
     _print(
-        _run(
+        run_on_project(
             settings,
             lambda db, pid: privacy_service.set_policy(db, pid, policy, actor=actor),
             project,
@@ -79,40 +78,12 @@ def policy_reset(project: ProjectArgument, config: ConfigOption = None) -> None:
     defaults = PrivacyPolicy.from_settings(settings.privacy)
     actor = cli_actor()
     _print(
-        _run(
+        run_on_project(
             settings,
             lambda db, pid: privacy_service.reset_policy(db, pid, defaults, actor=actor),
             project,
         )
     )
-
-
-def _run(
-    settings: Settings,
-    action: Callable[[Database, str], Awaitable[privacy_service.ProjectPolicy]],
-    project: str,
-) -> privacy_service.ProjectPolicy:
-    async def go() -> privacy_service.ProjectPolicy:
-        db = await open_db(settings)
-        try:
-            return await action(db, await _project_id(db, project))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(go())
-    except HeadraceError as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
-
-
-async def _project_id(db: Database, project: str) -> str:
-    """`project` when it is an id; else the id of the one project with that name."""
-    projects = await tenants.list_projects(db)
-    if any(p.id == project for p in projects):
-        return project
-    named = [p.id for p in projects if p.name == project]
-    return named[0] if len(named) == 1 else project  # unknown or ambiguous: 'no project'
 
 
 def _print(found: privacy_service.ProjectPolicy) -> None:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from headrace.cli.audit import ConfigOption, cli_actor, console, err_console, load, open_db
-from headrace.config import Settings
+from headrace.cli.audit import ConfigOption, cli_actor, console, err_console, load, run_on_project
 from headrace.control import safety as safety_service
-from headrace.control import tenants
-from headrace.errors import HeadraceError
 from headrace.safety.moderation import CATEGORIES, MODEL_DIR, Head
 from headrace.safety.policy import categories_to_dict, policy_from_dict
 from headrace.storage.database import Database
@@ -31,7 +26,7 @@ Assignments = Annotated[
 @policy_app.command("show")
 def policy_show(project: ProjectArgument, config: ConfigOption = None) -> None:
     """Show the project's policy (or the default it falls back on)."""
-    _print(_run(load(config), safety_service.get_policy, project))
+    _print(run_on_project(load(config), safety_service.get_policy, project))
 
 
 @policy_app.command("set")
@@ -70,7 +65,7 @@ def policy_set(
             raise typer.Exit(2) from exc
         return await safety_service.set_policy(db, pid, policy, actor=actor)
 
-    _print(_run(settings, change, project))
+    _print(run_on_project(settings, change, project))
 
 
 @policy_app.command("reset")
@@ -78,7 +73,7 @@ def policy_reset(project: ProjectArgument, config: ConfigOption = None) -> None:
     """Drop the project's own policy: the default applies again."""
     actor = cli_actor()
     _print(
-        _run(
+        run_on_project(
             load(config),
             lambda db, pid: safety_service.reset_policy(db, pid, actor=actor),
             project,
@@ -105,34 +100,6 @@ def _value(field: str, value: str) -> object:
         return float(value)
     except ValueError as exc:
         raise ValueError(f"threshold {value!r}: not a number") from exc
-
-
-def _run(
-    settings: Settings,
-    action: Callable[[Database, str], Awaitable[safety_service.ProjectPolicy]],
-    project: str,
-) -> safety_service.ProjectPolicy:
-    async def go() -> safety_service.ProjectPolicy:
-        db = await open_db(settings)
-        try:
-            return await action(db, await _project_id(db, project))
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(go())
-    except HeadraceError as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
-
-
-async def _project_id(db: Database, project: str) -> str:
-    """`project` when it is an id; else the id of the one project with that name."""
-    projects = await tenants.list_projects(db)
-    if any(p.id == project for p in projects):
-        return project
-    named = [p.id for p in projects if p.name == project]
-    return named[0] if len(named) == 1 else project  # unknown or ambiguous: 'no project'
 
 
 def _print(found: safety_service.ProjectPolicy) -> None:
