@@ -10,8 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import cast
 
@@ -26,9 +25,8 @@ from headrace.control.keys import create_key
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
 from tests.conftest import _free_port, _reachable
-from tests.gateway_process import LEASE_TTL_S
+from tests.gateway_process import LEASE_TTL_S, ROOT, running
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 MODEL = "headrace-tiny-chat"
 ASK = [{"role": "user", "content": "Tell me a long story."}]
 STREAMS = 50
@@ -37,25 +35,11 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 REDIS_UP = _reachable("127.0.0.1", 6379)
 
 
-@contextmanager
-def gateway(data_dir: Path, port: int, redis_url: str | None) -> Iterator[subprocess.Popen[bytes]]:
+def gateway(
+    data_dir: Path, port: int, redis_url: str | None
+) -> ContextManager[subprocess.Popen[bytes]]:
     args = [sys.executable, "-m", "tests.gateway_process", str(data_dir), str(port)]
-    proc = subprocess.Popen([*args, *([redis_url] if redis_url else [])], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "the gateway exited"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+    return running([*args, *([redis_url] if redis_url else [])], port)
 
 
 async def _streams_then_kill(base_url: str, secret: str, proc: subprocess.Popen[bytes]) -> None:

@@ -12,11 +12,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from sqlalchemy import func, select
@@ -26,30 +24,14 @@ from headrace.storage.database import Database
 from headrace.storage.schema import BatchLineRow, UsageEventRow
 from tests.batch.harness import chat_line, jsonl, make_keys
 from tests.conftest import _free_port
+from tests.gateway_process import running
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 LINES = 40
 
 
-@contextmanager
-def gateway(data_dir: Path, port: int, replica: str) -> Iterator[subprocess.Popen[bytes]]:
+def gateway(data_dir: Path, port: int, replica: str) -> ContextManager[subprocess.Popen[bytes]]:
     args = [sys.executable, "-m", "tests.batch.batch_process", str(data_dir), str(port), replica]
-    proc = subprocess.Popen(args, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "the gateway exited"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+    return running(args, port)
 
 
 def _query(settings: Settings, stmt: object) -> list[tuple[object, ...]]:
