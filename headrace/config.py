@@ -54,6 +54,10 @@ class DeploymentSettings(BaseModel):
     tiers: list[str] = Field(default_factory=list)  # tenant tiers allowed; empty: all
     region: str = ""
     timeout_s: float = Field(default=600.0, gt=0)
+    # Requests in flight from this gateway beyond which the router passes this deployment
+    # by (batch work at half of it); every deployment of a model and its fallbacks at its
+    # bound: 503 `overloaded` with `Retry-After`.
+    max_outstanding: int = Field(default=256, gt=0)
 
 
 class ModelSettings(BaseModel):
@@ -128,6 +132,11 @@ class RoutingSettings(BaseModel):
     breaker_failures: int = Field(default=5, ge=1)
     breaker_error_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_cooldown_s: float = Field(default=5.0, gt=0)
+    # How often the gateway reads each `worker` deployment's `/stats` (its queue depth).
+    queue_poll_interval_s: float = Field(default=1.0, gt=0)
+    # How long rollout weights are served from memory: bounds how late a change (admin
+    # API, CLI) reaches every replica.
+    rollout_cache_ttl_s: float = Field(default=1.0, ge=0)
 
 
 class LimitSettings(BaseModel):

@@ -16,6 +16,7 @@ import openai
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
@@ -23,6 +24,7 @@ from headrace.config import Settings
 from headrace.control.keys import create_key
 from headrace.routing.registry import ModelRegistry, load_registry
 from headrace.storage.database import Database
+from headrace.storage.schema import UsageEventRow
 
 POSTGRES_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 # One database per test session, created from the `test` database's server: two test runs
@@ -147,3 +149,16 @@ def serving(app: FastAPI) -> Iterator[str]:
 @pytest.fixture
 def client(server: Server) -> openai.OpenAI:
     return server.client()
+
+
+def usage_rows(settings: Settings) -> list[UsageEventRow]:
+    """The usage ledger of `settings`' database, as it is now."""
+
+    async def read() -> list[UsageEventRow]:
+        db = Database(settings.effective_database_url)
+        async with db.session() as session:
+            rows = list(await session.scalars(select(UsageEventRow)))
+        await db.close()
+        return rows
+
+    return asyncio.run(read())

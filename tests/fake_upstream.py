@@ -2,6 +2,7 @@
 
 upstream = FakeUpstream()          # serve `upstream` (an ASGI app) with tests.conftest.serving
 upstream.mode = "fail"             # ok | fail | bad | hang | cut
+upstream.words = [...]             # what it answers, a chunk per word when streaming
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ USAGE = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
 class FakeUpstream:
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
+        self.words = list(WORDS)
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[bytes, bytes]] = []
 
@@ -44,7 +46,8 @@ class FakeUpstream:
             await _json(send, 200, {"object": "list", "data": data, "model": request["model"],
                                     "usage": usage})  # fmt: skip
         elif scope["path"].endswith("/v1/completions") and not request.get("stream"):
-            choice = {"index": 0, "text": "".join(WORDS), "finish_reason": "stop", "logprobs": None}
+            text = "".join(self.words)
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
             await _json(send, 200, {
                 "id": "up-2", "object": "text_completion", "created": 1, "model": request["model"],
                 "choices": [choice], "usage": USAGE,
@@ -54,7 +57,7 @@ class FakeUpstream:
         elif request.get("stream"):
             await self._stream(send, request)
         else:
-            message = {"role": "assistant", "content": "".join(WORDS)}
+            message = {"role": "assistant", "content": "".join(self.words)}
             choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
             await _json(send, 200, {
                 "id": "up-1", "object": "chat.completion", "created": 1, "model": request["model"],
@@ -66,7 +69,7 @@ class FakeUpstream:
                 "model": request["model"]}  # fmt: skip
         headers = [(b"content-type", b"text/event-stream")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        for i, word in enumerate(WORDS):
+        for i, word in enumerate(self.words):
             if self.mode == "cut" and i == 2:
                 raise ConnectionResetError("upstream went away mid-stream")
             delta = {"content": word} if i else {"role": "assistant", "content": word}

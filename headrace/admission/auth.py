@@ -7,6 +7,7 @@ revocation or a suspension takes effect on other replicas.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -66,6 +67,7 @@ class Authenticator:
         self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
         # key id -> until: suspensions decided here and not yet read back from the database.
         self._held: dict[str, datetime] = {}
+        self._loading: dict[str, asyncio.Future[_KeyRecord | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = bearer_key(authorization)
@@ -107,6 +109,20 @@ class Authenticator:
         now = self._clock()
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
+        # The requests in flight on a key when its entry expires share one read.
+        pending = self._loading.get(prefix)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(prefix))
+            self._loading[prefix] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(prefix, None))
+        record = await asyncio.shield(pending)
+        self._cache[prefix] = (now, record)
+        self._cache.move_to_end(prefix)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return record
+
+    async def _load(self, prefix: str) -> _KeyRecord | None:
         async with self._db.session() as session:
             row = await tenancy.find_api_key(session, prefix)
             suspended = (
@@ -129,10 +145,6 @@ class Authenticator:
                 key.revoked_at is not None,
                 _aware(suspended),
             )
-        self._cache[prefix] = (now, record)
-        self._cache.move_to_end(prefix)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
         return record
 
 

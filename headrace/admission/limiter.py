@@ -12,7 +12,6 @@ every replica (`redis_backend.RedisBackend`).
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from headrace.admission.limits import (
 from headrace.admission.memory import MemoryBuckets
 from headrace.admission.spend import SpendCache
 from headrace.config import Settings
+from headrace.ids import random_hex
 from headrace.observability.logging import get_logger
 from headrace.storage import limits as limit_rows
 from headrace.storage.database import Database
@@ -185,7 +185,7 @@ class Limiter:
             spent = spent_budget(owed, spend)
             if spent is not None:
                 raise quota_refusal(spent, spend, now)
-        p = plan(scoped, tokens=tokens, lease_id=secrets.token_hex(8))
+        p = plan(scoped, tokens=tokens, lease_id=random_hex(8))
         if p.is_empty():
             return Admission(self, p, {})
         decision = await self.backend.acquire(p, self._clock())

@@ -23,6 +23,7 @@ from headrace.api.errors import install_error_handlers
 from headrace.api.idempotency import IdempotencyMiddleware
 from headrace.api.middleware import ReceiveMiddleware
 from headrace.api.moderation import build_safety
+from headrace.api.proxy_lane import ProxyLane
 from headrace.api.routes import (
     abuse,
     admin,
@@ -42,6 +43,7 @@ from headrace.api.routes import (
     prompts,
     responses,
     review,
+    rollouts,
     safety_admin,
     stats,
     tokenize,
@@ -54,7 +56,9 @@ from headrace.control.retention import Purger
 from headrace.metering.ledger import UsageLedger
 from headrace.observability.telemetry import Telemetry
 from headrace.routing.deployments import build_router
+from headrace.routing.queue_poller import QueuePoller
 from headrace.routing.registry import ModelRegistry, load_registry
+from headrace.routing.rollouts import RolloutTable
 from headrace.routing.upstream import UpstreamClient
 from headrace.safety.privacy import PrivacyPolicies, PrivacyPolicy
 from headrace.safety.stored_content import RedactingConversations, RedactingResponses
@@ -92,6 +96,7 @@ def create_app(
             else Authenticator(db, pepper, ttl_s=settings.key_cache_ttl_s, clock=clock)
         )
         cipher = settings.content_cipher()
+        router = build_router(settings.models, settings.routing)
         privacy = PrivacyPolicies(
             db,
             PrivacyPolicy.from_settings(settings.privacy),
@@ -127,8 +132,13 @@ def create_app(
             batches=Batches(db, cipher),
             privacy=privacy,
             safety=build_safety(settings, db, served),
-            router=build_router(settings.models, settings.routing),
+            router=router,
             upstream=UpstreamClient(),
+            rollouts=RolloutTable(db, ttl_s=settings.routing.rollout_cache_ttl_s),
+            queue_poller=QueuePoller(
+                (d for ds in router.deployments.values() for d in ds),
+                interval_s=settings.routing.queue_poll_interval_s,
+            ),
             drain=drain,
         )
         drain.bind(asyncio.get_running_loop())
@@ -138,6 +148,7 @@ def create_app(
             purger.start()
         await app.state.headrace.ledger.recover()  # what a crash of this replica left open
         app.state.headrace.ledger.start()
+        app.state.headrace.queue_poller.start()
         if batch_worker is not None:
             batch_worker.start()
         try:
@@ -150,6 +161,7 @@ def create_app(
             await app.state.headrace.limiter.close()
             await app.state.headrace.ledger.close()
             await app.state.headrace.idempotency.close()
+            await app.state.headrace.queue_poller.close()
             await app.state.headrace.upstream.close()
             if registry is None:
                 served.close()
@@ -170,12 +182,15 @@ def create_app(
         conversations,
         prompts,
         privacy_admin,
+        rollouts,
         files,
         batches,
     ):
         app.include_router(module.router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)
+    # Innermost: remote models' generation requests skip the routes (api/proxy_lane.py).
+    app.add_middleware(ProxyLane)
     # Inside the receive stage: its request id and timing headers are each response's own.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(

@@ -11,7 +11,6 @@ an in-process caller can set: no header can claim them.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message
 
 from headrace.admission.auth import Principal
+from headrace.ids import random_hex
 
 SCOPE_KEY = "internal_call"
 BATCH_PRIORITY = 1  # engine/scheduler.py: lower runs first; interactive is 0
@@ -40,7 +40,7 @@ def internal_call(request: Request) -> InternalCall | None:
 
 def response_id(prefix: str, call: InternalCall | None) -> str:
     """A response's id (the usage ledger's key): random, or stable for a batch line."""
-    return f"{prefix}-{call.key}" if call is not None else f"{prefix}-{secrets.token_hex(12)}"
+    return f"{prefix}-{call.key}" if call is not None else f"{prefix}-{random_hex(12)}"
 
 
 @dataclass(frozen=True, slots=True)

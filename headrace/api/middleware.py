@@ -8,7 +8,6 @@ wrapper costs a task and a copy per request.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
 import orjson
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from headrace.api.drain import Drain
 from headrace.api.sse import SHUTTING_DOWN
 from headrace.errors import HeadraceError, PayloadTooLargeError, ServiceUnavailableError
+from headrace.ids import random_hex
 from headrace.observability.request import RequestRecord
 from headrace.observability.telemetry import Telemetry
 
@@ -24,7 +24,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def new_request_id() -> str:
-    return f"req_{secrets.token_hex(16)}"
+    return f"req_{random_hex(16)}"
 
 
 class ReceiveMiddleware:

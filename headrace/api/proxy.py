@@ -1,8 +1,9 @@
 """Models that run on deployments elsewhere: the request goes to an upstream the router
 picks, and comes back as the upstream sends it, metered and accounted like a local run.
 
-    admit (tokens counted with our tokenizer) -> route -> started row -> first event
-    (retried on another deployment or a fallback model while nothing was sent) -> stream
+    route (rollout, affinity, bounds) -> admit (tokens counted with our tokenizer) ->
+    started row -> first event (retried on another deployment or a fallback model while
+    nothing was sent) -> stream
 
 Chunks pass through with our request id and public model name; the upstream is asked for
 its usage (`stream_options.include_usage`), which replaces our estimate when it comes, and
@@ -11,7 +12,6 @@ is dropped again unless the client asked for it too.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -22,7 +22,9 @@ from fastapi.responses import Response
 from headrace.admission.auth import Principal
 from headrace.api import sse
 from headrace.api.generation_response import Meter, respond
+from headrace.api.internal import InternalCall, response_id
 from headrace.api.moderation import moderate_input
+from headrace.api.routing import RouteHints, route
 from headrace.api.state import AppState
 from headrace.errors import (
     BadGatewayError,
@@ -36,9 +38,11 @@ from headrace.observability.request import RequestRecord
 from headrace.protocol.chat import ChatCompletionRequest
 from headrace.protocol.completions import CompletionRequest
 from headrace.protocol.embeddings import EmbeddingRequest
+from headrace.routing.affinity import affinity_key
 from headrace.routing.registry import RemoteModel
 from headrace.routing.router import Deployment
 from headrace.routing.upstream import UpstreamError
+from headrace.safety.chunk_guard import guarded_answer, guarded_chunks
 
 Event = tuple[Deployment, dict[str, Any]]
 
@@ -54,8 +58,11 @@ async def proxy(
     body: dict[str, Any],
     prompt_text: str,
     max_tokens: int | None,
+    hints: RouteHints | None = None,
+    call: InternalCall | None = None,
 ) -> Response:
-    """Serve `body` (the client's request, validated) from `model`'s deployments."""
+    """Serve `body` (the client's request, validated) from `model`'s deployments; `call` is
+    the batch line behind an in-process request (its response id is the line's own)."""
     name = model.settings.name
     if not state.router.permits(name, caller.tier):
         raise NotFoundError(  # as for a model the key may not use: nothing is revealed
@@ -64,17 +71,17 @@ async def proxy(
             code="model_not_found",
         )
     stream = bool(body.get("stream"))
+    # Routed before admission: a request refused for overload reserves nothing.
+    plan = await route(state, caller, record, name, hints or RouteHints())
     prompt_tokens = len(model.tokenizer.encode(prompt_text))
     output_cap = model.settings.default_max_tokens if max_tokens is None else max_tokens
     reserved = prompt_tokens + output_cap
     admission = await state.limiter.admit(caller, model=name, tokens=reserved)
     record.mark("admission")
-    plan = state.router.plan(name, tier=caller.tier)
-    record.mark("route")
     prefix = {"chat.completions": "chatcmpl", "completions": "cmpl"}.get(endpoint, "embd")
-    meter = Meter(f"{prefix}-{secrets.token_hex(12)}", name, int(time.time()), endpoint)
+    meter = Meter(response_id(prefix, call), name, int(time.time()), endpoint)
     meter.record, meter.prompt_tokens = record, prompt_tokens
-    # Check input, as for a local model (the output of a proxied stream is not checked yet).
+    # Check input (and set up the output check), as for a local model.
     param = {"chat.completions": "messages", "completions": "prompt"}.get(endpoint, "input")
     await moderate_input(state, caller, model, admission, meter, [prompt_text], param=param)
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -102,9 +109,16 @@ async def proxy(
             response_headers["x-headrace-fallback-model"] = served.model
             record.fallback_model = served.model
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def upstream_chunks() -> AsyncIterator[dict[str, Any]]:
         async for _, chunk in _chained(head, events):
-            _measure(meter, record, chunk)
+            _measure(meter, record, chunk)  # what the upstream generated, shown or not
+            yield chunk
+
+    async def chunks() -> AsyncIterator[bytes]:
+        source = upstream_chunks()
+        if meter.output_check is not None:  # the project's policy checks output
+            source = guarded_chunks(source, meter.output_check)
+        async for chunk in source:
             if "usage" in chunk and not wants_usage:
                 if not chunk.get("choices"):
                     continue  # the usage-only chunk we asked for, not the client
@@ -115,7 +129,13 @@ async def proxy(
 
     async def complete() -> dict[str, Any]:
         (_, answer) = head[0]
+        # Read the one-answer stream to its end: the router then counts the request done
+        # (in flight, circuit breaker) now, not when the generator is collected.
+        async for _ in events:
+            pass
         _measure(meter, record, answer)
+        if meter.output_check is not None:
+            answer = await guarded_answer(answer, meter.output_check)
         answer["id"], answer["model"] = meter.id, name
         return answer
 
@@ -139,8 +159,13 @@ async def proxy_chat(
     record: RequestRecord,
     model: RemoteModel,
     body: ChatCompletionRequest,
+    *,
+    affinity: str | None = None,
+    batch: bool = False,
+    call: InternalCall | None = None,
 ) -> Response:
-    """`/v1/chat/completions` of a model on deployments elsewhere."""
+    """`/v1/chat/completions` of a model on deployments elsewhere; `affinity` is the
+    client's `x-headrace-affinity`, else the conversation's opening names it."""
     _check_kind(model, "chat")
     sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
     texts = [m.get("content") for m in sent.get("messages", ())]
@@ -155,6 +180,8 @@ async def proxy_chat(
         body=sent,
         prompt_text=prompt_text,
         max_tokens=body.max_completion_tokens or body.max_tokens,
+        hints=RouteHints(affinity_key(sent.get("messages", ()), affinity), batch),
+        call=call,
     )
 
 
@@ -164,6 +191,9 @@ async def proxy_completion(
     record: RequestRecord,
     model: RemoteModel,
     body: CompletionRequest,
+    *,
+    batch: bool = False,
+    call: InternalCall | None = None,
 ) -> Response:
     """`/v1/completions` of a model on deployments elsewhere."""
     _check_kind(model, "chat")
@@ -180,6 +210,8 @@ async def proxy_completion(
         body=sent,
         prompt_text=prompt_text,
         max_tokens=body.max_tokens,
+        hints=RouteHints(batch=batch),
+        call=call,
     )
 
 
@@ -189,6 +221,9 @@ async def proxy_embeddings(
     record: RequestRecord,
     model: RemoteModel,
     body: EmbeddingRequest,
+    *,
+    batch: bool = False,
+    call: InternalCall | None = None,
 ) -> Response:
     """`/v1/embeddings` of a model on deployments elsewhere: input is all it costs."""
     _check_kind(model, "embedding")
@@ -205,6 +240,8 @@ async def proxy_embeddings(
         body=sent,
         prompt_text=prompt_text,
         max_tokens=0,
+        hints=RouteHints(batch=batch),
+        call=call,
     )
 
 

@@ -21,7 +21,9 @@ from headrace.control.prompts import PromptResolver
 from headrace.metering.ledger import UsageLedger
 from headrace.observability.request import RequestRecord
 from headrace.observability.telemetry import Telemetry
+from headrace.routing.queue_poller import QueuePoller
 from headrace.routing.registry import ModelRegistry
+from headrace.routing.rollouts import RolloutTable
 from headrace.routing.router import Router
 from headrace.routing.upstream import UpstreamClient
 from headrace.safety.checks import SafetyChecks
@@ -63,13 +65,39 @@ class AppState:
     # Models on deployments elsewhere: which deployment serves, and the client to reach it.
     router: Router
     upstream: UpstreamClient
+    # Rollout weights between model versions (cached), and the workers' queue depths.
+    rollouts: RolloutTable
+    queue_poller: QueuePoller
     drain: Drain  # graceful shutdown
     batch_worker: BatchWorker | None = None
 
 
-def app_state(request: Request) -> AppState:
+def _state(request: Request) -> AppState:
     state: AppState = request.app.state.headrace
     return state
+
+
+def _record(request: Request) -> RequestRecord:
+    """The request's telemetry record, made by the receive stage."""
+    record: RequestRecord | None = getattr(request.state, "record", None)
+    # Only an app mounted without the receive stage lacks one; record into the void then.
+    return record if record is not None else RequestRecord("")
+
+
+# The dependencies are `async`, however little they do: FastAPI runs a plain `def`
+# dependency in a worker thread, a thread hop on every request.
+
+
+async def app_state(request: Request) -> AppState:
+    return _state(request)
+
+
+async def request_record(request: Request) -> RequestRecord:
+    return _record(request)
+
+
+async def internal(request: Request) -> InternalCall | None:
+    return internal_call(request)
 
 
 async def authenticate(
@@ -80,27 +108,20 @@ async def authenticate(
     principal = (
         internal.principal
         if internal is not None
-        else await app_state(request).auth.authenticate(authorization)
+        else await _state(request).auth.authenticate(authorization)
     )
-    record = request_record(request)
+    record = _record(request)
     record.project_id, record.org_id = principal.project_id, principal.org_id
     record.tier = principal.tier
     record.mark("auth")
     return principal
 
 
-def request_record(request: Request) -> RequestRecord:
-    """The request's telemetry record, made by the receive stage."""
-    record: RequestRecord | None = getattr(request.state, "record", None)
-    # Only an app mounted without the receive stage lacks one; record into the void then.
-    return record if record is not None else RequestRecord("")
-
-
 async def authenticate_operator(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Operator:
     """Admin-key authentication for the admin and organization APIs."""
-    return await app_state(request).admin_auth.authenticate(authorization)
+    return await _state(request).admin_auth.authenticate(authorization)
 
 
 async def audit_actor(
@@ -123,4 +144,4 @@ Admin = Annotated[Operator, Depends(authenticate_operator)]
 Auditor = Annotated[Actor, Depends(audit_actor)]
 Record = Annotated[RequestRecord, Depends(request_record)]
 # The batch line behind a request made in process (api/internal.py); None for HTTP.
-Internal = Annotated[InternalCall | None, Depends(internal_call)]
+Internal = Annotated[InternalCall | None, Depends(internal)]

@@ -65,16 +65,13 @@ async def open_db(settings: Settings) -> Database:
     return db
 
 
-def run_on_project(
-    settings: Settings, action: Callable[[Database, str], Awaitable[T]], project: str
-) -> T:
-    """`action(db, project id)` for `project` (an id or a unique name); a refusal is printed
-    and exits 1."""
+def run_on_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    """`action(db)` on the configured database; a refusal is printed and exits 1."""
 
     async def go() -> T:
         db = await open_db(settings)
         try:
-            return await action(db, await _project_id(db, project))
+            return await action(db)
         finally:
             await db.close()
 
@@ -83,6 +80,18 @@ def run_on_project(
     except HeadraceError as exc:
         err_console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from exc
+
+
+def run_on_project(
+    settings: Settings, action: Callable[[Database, str], Awaitable[T]], project: str
+) -> T:
+    """`action(db, project id)` for `project` (an id or a unique name); a refusal is printed
+    and exits 1."""
+
+    async def on_project(db: Database) -> T:
+        return await action(db, await _project_id(db, project))
+
+    return run_on_db(settings, on_project)
 
 
 async def _project_id(db: Database, project: str) -> str:

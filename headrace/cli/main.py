@@ -1,5 +1,5 @@
 """`headrace serve | keys | models | usage | audit | review | encryption | privacy | safety
-| version`."""
+| rollout | version`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from headrace.cli.encryption import encryption_app
 from headrace.cli.privacy import privacy_app
 from headrace.cli.prompts import prompts_app
 from headrace.cli.review import review_app
+from headrace.cli.rollout import rollout_app
 from headrace.cli.safety import safety_app
 from headrace.config import Settings, load_settings
 from headrace.control import keys as key_service
@@ -41,6 +42,7 @@ app.add_typer(review_app, name="review")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(safety_app, name="safety")
+app.add_typer(rollout_app, name="rollout")
 console = Console()
 err_console = Console(stderr=True)
 

@@ -31,7 +31,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from headrace.metering.usage import UsageEvent
@@ -41,6 +41,7 @@ from headrace.storage import usage as usage_rows
 from headrace.storage.database import Database
 
 log = get_logger("headrace.metering")
+_EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
 BATCH = 500
 # Beyond this many unwritten events (a long database outage) the oldest are dropped, loudly,
 # rather than the process running out of memory.
@@ -220,7 +221,10 @@ class UsageLedger:
             log.error("replica_hold_lost", replica=self.replica)
 
     def _row(self, event: UsageEvent) -> dict[str, Any]:
-        return asdict(event) | {"replica": self.replica}
+        # Shallow: every field is a scalar (`asdict` deep-copies, a tenth of a request's CPU).
+        row = {name: getattr(event, name) for name in _EVENT_FIELDS}
+        row["replica"] = self.replica
+        return row
 
     async def _write_logged(self) -> bool:
         try:

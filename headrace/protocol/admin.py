@@ -1,4 +1,5 @@
-"""The admin API's wire format (`/admin/v1/...`): organisations, projects, keys, limits.
+"""The admin API's wire format (`/admin/v1/...`): organisations, projects, keys, limits,
+rollouts.
 
 Shaped like OpenAI's own admin API where it has one (`organization.project`,
 `organization.project.api_key`, lists with `object: "list"`); times are Unix seconds.
@@ -100,3 +101,18 @@ class ProjectList(WireModel):
 class ApiKeyList(WireModel):
     object: Literal["list"] = "list"
     data: list[ApiKey]
+
+
+class RolloutBody(RequestModel):
+    """A model's traffic split between the versions of its deployments, e.g. `{"v1": 95,
+    "v2": 5}` for a 5% canary: versions its deployments run, weights >= 0, one positive."""
+
+    weights: dict[str, float]
+
+
+class Rollout(WireModel):
+    object: Literal["model.rollout"] = "model.rollout"
+    model: str
+    weights: dict[str, float]  # empty: no rollout, every deployment serves
+    versions: list[str]  # the versions the model's deployments run
+    updated_at: int | None  # Unix seconds; None without a rollout

@@ -44,6 +44,7 @@ def build_router(models: list[ModelSettings], routing: RoutingSettings) -> Route
                     tiers=frozenset(d.tiers),
                     region=d.region,
                     price_per_1m=price,
+                    max_outstanding=d.max_outstanding,
                     breaker=CircuitBreaker(breaker),
                     target=target,
                 )

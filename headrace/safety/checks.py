@@ -73,7 +73,7 @@ class SafetyChecks:
     async def policy(self, project_id: str) -> SafetyPolicy:
         """The project's policy; a disabled one when moderation is off server-wide."""
         if not self.settings.enabled:
-            return SafetyPolicy(SafetyPolicy.default().categories, enabled=False)
+            return _DISABLED
         return await self.policies.for_project(project_id)
 
     async def check(self, policy: SafetyPolicy, stage: Stage, texts: Sequence[str]) -> Decision:
@@ -111,3 +111,6 @@ def worst(scored: Sequence[Scores]) -> Scores:
     values = {c: max((s.values[c] for s in scored), default=0.0) for c in CATEGORIES}
     rules = tuple(dict.fromkeys(r for s in scored for r in s.rules))
     return Scores(values, rules)
+
+
+_DISABLED = SafetyPolicy(SafetyPolicy.default().categories, enabled=False)  # safety off

@@ -396,3 +396,14 @@ class BatchLineRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     lease_until_ms: Mapped[int | None] = mapped_column(BigInteger)
     result: Mapped[str | None] = mapped_column(Text)  # the output or error line, sealed
+
+
+class RolloutRow(Base):
+    """A model's rollout: traffic split between the versions of its deployments; no row:
+    every deployment serves (`routing/policy.py`, `choose_version`)."""
+
+    __tablename__ = "rollouts"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)  # the public name
+    weights: Mapped[dict[str, float]] = mapped_column(JSON)  # {version: weight >= 0}
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -16,15 +16,13 @@ from typing import cast
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from headrace.admission.limits import Limits
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.config import Settings
 from headrace.control.keys import create_key
 from headrace.storage.database import Database
-from headrace.storage.schema import UsageEventRow
-from tests.conftest import _free_port, _reachable
+from tests.conftest import _free_port, _reachable, usage_rows
 from tests.gateway_process import LEASE_TTL_S, ROOT, running
 
 MODEL = "headrace-tiny-chat"
@@ -99,17 +97,6 @@ def _leases_lapse_at(key_id: str) -> float:
     return float(lapse)
 
 
-def _events(settings: Settings) -> list[UsageEventRow]:
-    async def read() -> list[UsageEventRow]:
-        db = Database(settings.effective_database_url)
-        async with db.session() as session:
-            rows = list(await session.scalars(select(UsageEventRow)))
-        await db.close()
-        return rows
-
-    return asyncio.run(read())
-
-
 @pytest.mark.parametrize("redis", [False, True], ids=["in-process", "redis"])
 def test_sigkill_during_50_streams(tmp_path: Path, redis: bool) -> None:
     if redis and not REDIS_UP:
@@ -132,10 +119,10 @@ def test_sigkill_during_50_streams(tmp_path: Path, redis: bool) -> None:
         asyncio.run(_streams_then_kill(base_url, secret, proc))
     lapse = _leases_lapse_at(key_id) if redis else 0.0
     # While it is down, its streams' started rows are what the ledger holds.
-    assert sum(e.status == "started" for e in _events(settings)) == STREAMS
+    assert sum(e.status == "started" for e in usage_rows(settings)) == STREAMS
 
     with gateway(tmp_path, port, redis_url):
-        events = _events(settings)
+        events = usage_rows(settings)
         statuses = sorted(e.status for e in events)
         assert statuses == ["cancelled"] * STREAMS + ["ok"] * FINISHED
         assert len({e.request_id for e in events}) == STREAMS + FINISHED
@@ -154,7 +141,7 @@ def test_sigkill_during_50_streams(tmp_path: Path, redis: bool) -> None:
         assert httpx.post(url, json=ask, headers=headers).status_code == 200
         served = 1 + (first.status_code == 200)
     # A clean stop writes the events of the requests served since: no more, no fewer.
-    events = _events(settings)
+    events = usage_rows(settings)
     assert len(events) == len({e.request_id for e in events}) == STREAMS + FINISHED + served
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from sqlalchemy import select
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
@@ -20,8 +19,7 @@ from headrace.config import Settings
 from headrace.control.keys import bootstrap
 from headrace.routing.registry import ModelRegistry
 from headrace.storage.database import Database
-from headrace.storage.schema import UsageEventRow
-from tests.conftest import serving
+from tests.conftest import serving, usage_rows
 
 MODEL = "headrace-embed-minilm"
 
@@ -94,8 +92,8 @@ def test_embeddings_are_metered_apart_from_completions(
         client.chat.completions.create(
             model="headrace-tiny-chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
         )
-    rows = {r.endpoint: r for r in _rows(settings)}
-    embedding_rows = [r for r in _rows(settings) if r.endpoint == "embeddings"]
+    rows = {r.endpoint: r for r in usage_rows(settings)}
+    embedding_rows = [r for r in usage_rows(settings) if r.endpoint == "embeddings"]
     assert sorted(r.input_tokens for r in embedding_rows) == sorted(used)
     assert {(r.status, r.output_tokens, r.deployment) for r in embedding_rows} == {
         ("ok", 0, "local:embedder")
@@ -123,14 +121,3 @@ def test_embeddings_are_metered_apart_from_completions(
         completions = admin.get("/usage/completions", params={"start_time": start}).json()
         [completion] = completions["data"][-1]["results"]
         assert completion["num_model_requests"] == 1
-
-
-def _rows(settings: Settings) -> list[UsageEventRow]:
-    async def read() -> list[UsageEventRow]:
-        db = Database(settings.effective_database_url)
-        async with db.session() as session:
-            rows = list(await session.scalars(select(UsageEventRow)))
-        await db.close()
-        return rows
-
-    return asyncio.run(read())

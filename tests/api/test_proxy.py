@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import select
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
@@ -26,7 +26,7 @@ from headrace.observability.telemetry import Telemetry
 from headrace.observability.tracing import tracer_provider
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
-from tests.conftest import serving
+from tests.conftest import serving, usage_rows
 from tests.fake_upstream import USAGE, WORDS, FakeUpstream
 
 ASK = [{"role": "user", "content": "Say hello."}]
@@ -53,15 +53,7 @@ class Gateway:
     def usage(self) -> list[UsageEventRow]:
         """The ledger, once the gateway has stopped (and so written all it had queued)."""
         self.stack.close()
-
-        async def read() -> list[UsageEventRow]:
-            db = Database(self.settings.effective_database_url)
-            async with db.session() as session:
-                rows = list(await session.scalars(select(UsageEventRow)))
-            await db.close()
-            return rows
-
-        return asyncio.run(read())
+        return usage_rows(self.settings)
 
 
 @pytest.fixture
@@ -282,3 +274,75 @@ def test_a_proxied_request_is_moderated_before_it_leaves(gateway: Gateway) -> No
         )
     assert err.value.code == "content_policy_violation"
     assert all(not u.requests for u in gateway.upstreams.values())
+
+
+RECIPE = ["Sure. ", "Here are ", "the steps to make ", "a pipe bomb ", "at home: "] + [
+    f"step{i} " for i in range(60)
+]
+
+
+def test_a_proxied_answer_is_moderated_as_it_streams(gateway: Gateway) -> None:
+    for upstream in gateway.upstreams.values():
+        upstream.words = list(RECIPE)
+    chunks = list(gateway.client.chat.completions.create(model="big", messages=ASK, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "pipe bomb" not in text
+    assert "step59" not in text
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
+    answer = gateway.client.chat.completions.create(model="big", messages=ASK)
+    assert answer.choices[0].finish_reason == "content_filter"
+    assert "pipe bomb" not in (answer.choices[0].message.content or "")
+    statuses = sorted(u.status for u in gateway.usage())
+    assert statuses == ["content_filter", "content_filter"]
+
+
+def test_the_proxy_lane_refuses_as_the_routes_do(gateway: Gateway) -> None:
+    """Remote models' requests skip FastAPI (api/proxy_lane.py): same errors, same envelope."""
+    url = f"{gateway.base_url}/v1/chat/completions"
+    key = {"Authorization": f"Bearer {gateway.client.api_key}"}
+    bad_type = httpx.post(url, headers=key, json={"model": "big", "messages": "hi"})
+    assert bad_type.status_code == 400
+    assert bad_type.json()["error"]["param"] == "messages"
+    missing = httpx.post(url, headers=key, json={"model": "big"})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["message"] == "Missing required parameter: 'messages'."
+    unknown = httpx.post(url, headers=key, json={"model": "big", "messages": ASK, "nope": 1})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["param"] == "nope"
+    no_key = httpx.post(url, json={"model": "big", "messages": ASK})
+    assert no_key.status_code == 401
+    assert no_key.json()["error"]["type"] == "invalid_request_error"
+    as_json = key | {"Content-Type": "application/json"}
+    not_json = httpx.post(url, headers=as_json, content=b"{not json")
+    assert not_json.status_code == 400  # not the lane's: the routes answer it
+    assert "parse the JSON body" in not_json.json()["error"]["message"]
+    assert all(not u.requests for u in gateway.upstreams.values())
+    ok = httpx.post(url, headers=key, json={"model": "big", "messages": ASK})
+    assert ok.status_code == 200
+    assert ok.headers["x-request-id"].startswith("req_")
+    text = gateway.metrics_until('route="/v1/chat/completions"')
+    assert 'route="/v1/chat/completions"' in text  # the lane names its route for metrics
+
+
+def test_a_batch_runs_on_a_proxied_model_with_stable_ids(gateway: Gateway) -> None:
+    from tests.batch.harness import chat_line, jsonl
+
+    lines = [chat_line(f"line-{i}", model="big") for i in range(3)]
+    source = gateway.client.files.create(file=jsonl(lines), purpose="batch")
+    batch = gateway.client.batches.create(
+        input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    deadline = time.monotonic() + 30
+    while (batch := gateway.client.batches.retrieve(batch.id)).status != "completed":
+        assert time.monotonic() < deadline, batch.status
+        time.sleep(0.05)
+    assert batch.output_file_id is not None
+    out = [
+        orjson.loads(x)
+        for x in gateway.client.files.content(batch.output_file_id).text.splitlines()
+    ]
+    ids = sorted(line["response"]["body"]["id"] for line in out)
+    assert all(line["response"]["status_code"] == 200 for line in out)
+    assert all(batch.id in i for i in ids)  # the line's key, not a random id: a rerun after
+    usage = sorted(u.request_id for u in gateway.usage())  # a crash meters the same event
+    assert usage == ids

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import httpx
 import openai
 import pytest
-from sqlalchemy import select
 
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
@@ -19,7 +18,7 @@ from headrace.config import Settings
 from headrace.control.keys import bootstrap
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
-from tests.conftest import serving
+from tests.conftest import serving, usage_rows
 from tests.fakes import FakeEngine, fake_registry
 
 MODEL = "headrace-tiny-chat"
@@ -35,17 +34,6 @@ class Ledgered:
     key_id: str
     events: list[UsageEventRow]
     started: int
-
-
-def _rows(settings: Settings) -> list[UsageEventRow]:
-    async def read() -> list[UsageEventRow]:
-        db = Database(settings.effective_database_url)
-        async with db.session() as session:
-            rows = list(await session.scalars(select(UsageEventRow)))
-        await db.close()
-        return rows
-
-    return asyncio.run(read())
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +64,7 @@ def ledgered(tmp_path_factory: pytest.TempPathFactory) -> Ledgered:
         _drop_a_stream(base_url, api_key, engine)
         with pytest.raises(openai.BadRequestError):  # refused before any work: no event
             client.chat.completions.create(model=MODEL, messages=ASK, temperature=5)
-    return Ledgered(settings, api_key, admin_key, key_id, _rows(settings), started)
+    return Ledgered(settings, api_key, admin_key, key_id, usage_rows(settings), started)
 
 
 def _drop_a_stream(base_url: str, api_key: str, engine: FakeEngine) -> None:

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from headrace.routing.policy import Candidate, Ewma, order, pick_version
+from headrace.routing.policy import Candidate, Ewma, order, pick_version, version_order
 
 RNG = random.Random(0)
 
@@ -71,6 +71,81 @@ def test_canary_gets_its_share_and_a_conversation_stays_on_its_version() -> None
     }
     assert pick_version([("v1", 0.0), ("v2", 1.0)], "anything") == "v2"  # rolled forward
     assert pick_version([("v1", 1.0), ("v2", 0.0)], "anything") == "v1"  # rolled back
+
+
+def test_an_affinitys_deployment_hands_over_when_it_carries_well_over_its_share() -> None:
+    idle = [Candidate(n) for n in "abcd"]
+    home = order(idle, "least_outstanding", affinity="conv", rng=RNG)
+    busy = [Candidate(c.name, outstanding=20 if c is home[0] else 1) for c in idle]
+    moved = order(busy, "least_outstanding", affinity="conv", rng=RNG)
+    assert moved[0].name == home[1].name  # the conversation's next choice, not any other
+    assert moved[-1].name == home[0].name
+    level = [Candidate(c.name, outstanding=5 if c is home[0] else 4) for c in idle]
+    assert order(level, "least_outstanding", affinity="conv", rng=RNG)[0].name == home[0].name
+
+
+def test_a_hot_opening_spreads_once_its_deployment_is_loaded() -> None:
+    """Many conversations with one opening (one key): the first deployment takes them
+    until it holds a bit over its share of what is in flight, then the next in the key's
+    order takes over, and so on; no deployment gets more than 1.25 x the average."""
+    load = dict.fromkeys("abcd", 0)
+    for _ in range(40):
+        cands = [Candidate(n, outstanding=o) for n, o in load.items()]
+        load[order(cands, "least_outstanding", affinity="same", rng=RNG)[0].name] += 1
+    assert max(load.values()) <= 13  # 1.25 x the average of 10, rounded up
+    assert min(load.values()) > 0  # the last in its order got some too
+
+
+def test_a_version_without_a_deployment_is_passed_over() -> None:
+    weights = [("v1", 95.0), ("v2", 5.0), ("v3", 0.0)]
+    key = next(f"c{i}" for i in range(1000) if pick_version(weights, f"c{i}") == "v2")
+    assert version_order(weights, key, {"v1", "v2", "v3"}) == ["v2", "v1"]  # v3: weight 0
+    assert version_order(weights, key, {"v1", "v3"}) == ["v1"]
+    assert version_order(weights, key, {"v3"}) == []
+
+
+versions = st.lists(
+    st.tuples(st.sampled_from(["v1", "v2", "v3", "v4"]), st.integers(0, 100)),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda vw: vw[0],
+).filter(lambda ws: any(w > 0 for _, w in ws))
+
+
+@given(versions)
+def test_each_version_gets_its_share(weights: list[tuple[str, int]]) -> None:
+    pairs = [(v, float(w)) for v, w in sorted(weights)]
+    n = 4000
+    picks = Counter(pick_version(pairs, f"conversation-{i}") for i in range(n))
+    total = sum(w for _, w in pairs)
+    for version, weight in pairs:
+        share = weight / total
+        assert abs(picks[version] / n - share) < 0.045, (version, picks)  # > 5 sigma
+        if weight == 0:
+            assert picks[version] == 0
+
+
+@given(versions, st.text(min_size=1, max_size=20))
+def test_version_order_is_sticky_and_tries_every_live_version_once(
+    weights: list[tuple[str, int]], key: str
+) -> None:
+    pairs = [(v, float(w)) for v, w in sorted(weights)]
+    live = {v for v, w in pairs if w > 0}
+    tried = version_order(pairs, key, {v for v, _ in pairs})
+    assert tried[0] == pick_version(pairs, key)
+    assert sorted(tried) == sorted(live)
+    assert tried == version_order(pairs, key, {v for v, _ in pairs})
+
+
+@given(st.integers(1, 99), st.integers(1, 99))
+def test_raising_the_canary_only_moves_conversations_onto_it(before: int, after: int) -> None:
+    """From 95/5 to 90/10, no conversation already on the canary goes back: a canary that
+    grows keeps its users."""
+    small, large = sorted((before, after))
+    keys = [f"k{i}" for i in range(300)]
+    was = {k: pick_version([("stable", 100.0 - small), ("zcanary", small)], k) for k in keys}
+    now = {k: pick_version([("stable", 100.0 - large), ("zcanary", large)], k) for k in keys}
+    assert all(now[k] == "zcanary" for k in keys if was[k] == "zcanary")
 
 
 def test_ewma() -> None:

@@ -1,5 +1,6 @@
 """Failover across deployments and fallback models: retried only before the first event,
-never twice the same text; circuits open on failures and are probed after the cooldown."""
+never twice the same text; circuits open on failures and are probed after the cooldown;
+rollouts order a model's deployments by version; bounded requests in flight."""
 
 from __future__ import annotations
 
@@ -162,3 +163,91 @@ async def test_a_reader_that_stops_early_leaves_no_count_behind() -> None:
     await stream.aclose()
     assert a.outstanding == 0
     assert a.breaker.state is BreakerState.CLOSED
+
+
+def versioned(**versions: str) -> list[Deployment]:
+    return [deployment(name, version=v) for name, v in versions.items()]
+
+
+def sticky_key_for(weights: list[tuple[str, float]], version: str) -> str:
+    from headrace.routing.policy import pick_version
+
+    return next(f"conv-{i}" for i in range(10_000) if pick_version(weights, f"conv-{i}") == version)
+
+
+async def test_a_rollout_sends_a_conversation_to_its_version_first() -> None:
+    deps = versioned(a="v1", b="v1", c="v2")
+    r = router(deps, Clock())
+    weights = [("v1", 95.0), ("v2", 5.0)]
+    canary = sticky_key_for(weights, "v2")
+    plan = r.plan("m", rollouts={"m": weights}, sticky_key=canary)
+    assert [d.version for d in plan] == ["v2", "v1", "v1"]  # then the others, as failover
+    stable = sticky_key_for(weights, "v1")
+    assert [d.version for d in r.plan("m", rollouts={"m": weights}, affinity=stable)] == [
+        "v1", "v1", "v2",
+    ]  # fmt: skip
+    assert {d.name for d in r.plan("m", rollouts={"m": [("v1", 1.0), ("v2", 0.0)]})} == {"a", "b"}
+    assert len(r.plan("m", rollouts={"other": weights})) == 3  # no rollout of its own: all
+
+
+async def test_a_version_whose_deployments_are_down_is_passed_over() -> None:
+    clock = Clock()
+    deps = versioned(a="v1", c="v2")
+    r = router(deps, clock)
+    weights = [("v1", 5.0), ("v2", 95.0)]
+    key = sticky_key_for(weights, "v2")
+    for _ in range(2):  # c's circuit opens
+        await collect(r, [deps[1], deps[0]], {"a": "ok", "c": "down"})
+    assert [d.name for d in r.plan("m", rollouts={"m": weights}, sticky_key=key)] == ["a"]
+
+
+async def test_a_rollout_of_the_fallback_model_applies_to_it_too() -> None:
+    a = deployment("a")
+    s1, s2 = deployment("s1", "small", version="x"), deployment("s2", "small", version="y")
+    r = router([a, s1, s2], Clock(), fallbacks={"m": ["small"]})
+    plan = r.plan("m", rollouts={"small": [("x", 0.0), ("y", 1.0)]})
+    assert [d.name for d in plan] == ["a", "s2"]
+
+
+async def test_a_deployment_at_its_bound_is_skipped_and_all_full_is_overloaded() -> None:
+    a, b = deployment("a", max_outstanding=2), deployment("b", max_outstanding=2)
+    small = deployment("s", model="small", max_outstanding=1)
+    r = router([a, b, small], Clock(), fallbacks={"m": ["small"]})
+    a.outstanding = 2
+    assert [d.name for d in r.plan("m")] == ["b", "s"]
+    b.outstanding = small.outstanding = 2
+    with pytest.raises(ServiceUnavailableError) as err:
+        r.plan("m")
+    assert err.value.code == "overloaded"
+    assert err.value.headers["Retry-After"] == "1"
+
+
+async def test_batch_work_is_shed_at_half_the_bound() -> None:
+    a = deployment("a", max_outstanding=4)
+    r = router([a], Clock())
+    a.outstanding = 2
+    assert [d.name for d in r.plan("m")] == ["a"]
+    with pytest.raises(ServiceUnavailableError) as err:
+        r.plan("m", batch=True)
+    assert err.value.code == "overloaded"
+
+
+async def test_open_circuits_are_not_overload() -> None:
+    a = deployment("a")
+    r = router([a], Clock())
+    a.breaker.failure(0.0)
+    a.breaker.failure(0.0)  # open
+    assert r.plan("m") == []  # no healthy deployment: failover answers that
+
+
+async def test_failover_holds_the_bound_when_the_deployment_filled_since_the_plan() -> None:
+    a, b = deployment("a", max_outstanding=1), deployment("b", max_outstanding=1)
+    r = router([a, b], Clock())
+    plan = r.plan("m")
+    plan[0].outstanding = 1  # taken by another request after the plan was made
+    events = await collect(r, plan, {"a": "ok", "b": "ok"})
+    assert events[0].startswith(plan[1].name)
+    plan[1].outstanding = 1
+    with pytest.raises(ServiceUnavailableError) as err:
+        await collect(r, plan, {"a": "ok", "b": "ok"})
+    assert err.value.code == "overloaded"

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"])
 JSONL = "application/x-ndjson"
 
 
-def _filter(
+async def _filter(
     actor: str | None = None,
     action: str | None = None,
     target_type: str | None = None,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
 from headrace.api import sse
@@ -58,6 +59,7 @@ from headrace.protocol.chat import (
     TokenLogprob as WireTokenLogprob,
 )
 from headrace.protocol.common import FinishReason, PromptTokensDetails, Usage
+from headrace.routing.affinity import HEADER as AFFINITY_HEADER
 from headrace.safety.placeholders import Masker, restore_events
 from headrace.safety.tool_validation import ToolCallValidator
 
@@ -67,7 +69,12 @@ _FINISH_REASONS: dict[str, FinishReason] = {"length": "length", "content_filter"
 
 @router.post("/v1/chat/completions", response_model=None)
 async def create_chat_completion(
-    body: ChatCompletionRequest, state: State, caller: Caller, record: Record, internal: Internal
+    body: ChatCompletionRequest,
+    state: State,
+    caller: Caller,
+    record: Record,
+    internal: Internal,
+    affinity: Annotated[str | None, Header(alias=AFFINITY_HEADER)] = None,
 ) -> Response:
     # Receive, authenticate and validate ran before this line (middleware, Caller, pydantic).
     record.stream = bool(body.stream)
@@ -76,7 +83,10 @@ async def create_chat_completion(
     caller.check_model(body.model)
     if (remote := state.registry.remote(body.model)) is not None:
         record.model = body.model  # a model on deployments elsewhere: proxied there
-        return await proxy_chat(state, caller, record, remote, body)
+        batch = internal is not None or priority(body) > 0
+        return await proxy_chat(
+            state, caller, record, remote, body, affinity=affinity, batch=batch, call=internal
+        )
     model = state.registry.chat(body.model)
     record.model = body.model  # only now: a label must name a model we serve
     shed_load(model, record, batch=internal is not None or priority(body) > 0)

@@ -47,12 +47,14 @@ async def create_completion(
     body: CompletionRequest, state: State, caller: Caller, record: Record, internal: Internal
 ) -> Response:
     record.stream = bool(body.stream)
-    _refuse_unsupported(body)
+    refuse_unsupported_completion(body)
     record.mark("validate")
     caller.check_model(body.model)
     if (remote := state.registry.remote(body.model)) is not None:
         record.model = body.model  # a model on deployments elsewhere: proxied there
-        return await proxy_completion(state, caller, record, remote, body)
+        return await proxy_completion(
+            state, caller, record, remote, body, batch=internal is not None, call=internal
+        )
     model = state.registry.chat(body.model)
     record.model = body.model  # only now: a label must name a model we serve
     shed_load(model, record, batch=internal is not None)
@@ -106,7 +108,7 @@ async def create_completion(
     )
 
 
-def _refuse_unsupported(body: CompletionRequest) -> None:
+def refuse_unsupported_completion(body: CompletionRequest) -> None:
     if body.stream_options is not None and not body.stream:
         raise InvalidRequestError(
             "The 'stream_options' parameter is only allowed when 'stream' is enabled.",

@@ -38,7 +38,9 @@ async def create_embeddings(
     caller.check_model(body.model)
     if (remote := state.registry.remote(body.model)) is not None:
         record.model = body.model  # a model on deployments elsewhere: proxied there
-        return await proxy_embeddings(state, caller, record, remote, body)
+        return await proxy_embeddings(
+            state, caller, record, remote, body, batch=internal is not None, call=internal
+        )
     model = state.registry.embedding(body.model)
     record.model = body.model  # only now: a label must name a model we serve
     embedder = model.embedder
