@@ -10,10 +10,12 @@
   scale horizontally", docs.litellm.ai/docs/proxy/server_tuning; with several it also
   failed to start here), its cost map read locally (no network here);
 - `headrace`: `headrace serve` with the upstream as an `openai` deployment and its full
-  pipeline on (auth, limits, idempotency, metering, metrics, access log).
+  pipeline on (auth, limits, idempotency, metering, metrics, access log), moderation off;
+- `headrace-moderated`: the same with moderation on (the default policy).
 
 Each is loaded by `wrk` (Debian's package) with 64 connections, non-streaming and streaming
-chat completions; requests/s and latency p50/p99 are what wrk reports.
+chat completions, each request with a fresh `Idempotency-Key`; requests/s and latency
+p50/p99 are what wrk reports.
 """
 
 from __future__ import annotations
@@ -55,10 +57,15 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @contextmanager
-def running(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def running(
+    args: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[None]:
+    """`args` listening on `port` for the block; its stderr (logs) into `log` if given."""
+    stderr = log.open("wb") if log is not None else None
     proc = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
-    )
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )  # fmt: skip
     try:
         wait_listening(port, proc)
         yield
@@ -68,6 +75,8 @@ def running(args: list[str], port: int, env: dict[str, str] | None = None) -> It
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if stderr is not None:
+            stderr.close()
 
 
 def litellm_python() -> Path:
@@ -84,7 +93,7 @@ def wrk(url: str, key: str, *, stream: bool, duration: int, connections: int) ->
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body)}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n' + IDEMPOTENCY_KEYS
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
@@ -102,6 +111,23 @@ def wrk(url: str, key: str, *, stream: bool, duration: int, connections: int) ->
         "p99_ms": _latency(out, "99%"),
         "non_2xx": int(errors.group(1)) if errors else 0,
     }
+
+
+# A fresh `Idempotency-Key` on every request (unique per run, wrk thread and request), so a
+# gateway that honours them claims and records each one; the others ignore the header.
+IDEMPOTENCY_KEYS = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", tostring(os.time()) .. "-" .. threads)
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = "bench-" .. tid .. "-" .. counter
+  return wrk.format()
+end
+"""
 
 
 def _latency(out: str, pct: str) -> float:
@@ -129,23 +155,27 @@ def target(name: str, upstream: str, tmp: Path) -> Iterator[tuple[str, str]]:
         env = {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         with running(args, port, env=env):
             yield url, "sk-litellm-bench"
-    elif name == "headrace":
-        with headrace(port, upstream, tmp) as key:
+    elif name in ("headrace", "headrace-moderated"):
+        with headrace(port, upstream, tmp / name, moderated=name == "headrace-moderated") as key:
             yield url, key
     else:
         raise ValueError(name)
 
 
 @contextmanager
-def headrace(port: int, upstream: str, tmp: Path) -> Iterator[str]:
-    """`headrace serve` with the upstream as an `openai` deployment of model `instant`."""
+def headrace(port: int, upstream: str, tmp: Path, *, moderated: bool) -> Iterator[str]:
+    """`headrace serve` with the upstream as an `openai` deployment of model `instant`, its
+    access log on (to /dev/null); moderation only when `moderated` (the issue's pipeline is
+    auth, limits, idempotency, metering, metrics and the access log)."""
+    tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "headrace.yaml"
     config.write_text(
         "models:\n  - name: instant\n    kind: chat\n    deployments:\n"
         f"      - name: instant-upstream\n        kind: openai\n        url: {upstream}/v1\n"
         "        model: instant\n"
         f"server:\n  port: {port}\n"
-        "log_level: warning\n"
+        "log_level: info\n"
+        f"safety:\n  enabled: {'true' if moderated else 'false'}\n"
     )
     env = {"HEADRACE_DATA_DIR": str(tmp / "headrace-data"), "HEADRACE_CONFIG": str(config)}
     key = subprocess.run(
@@ -153,7 +183,8 @@ def headrace(port: int, upstream: str, tmp: Path) -> Iterator[str]:
          "--print-key-only"],
         capture_output=True, text=True, check=True, env={**os.environ, **env},
     ).stdout.strip()  # fmt: skip
-    with running([str(ROOT / ".venv" / "bin" / "headrace"), "serve"], port, env=env):
+    serve = [str(ROOT / ".venv" / "bin" / "headrace"), "serve"]
+    with running(serve, port, env=env, log=tmp / "headrace.log"):  # the access log too
         yield key
 
 
@@ -161,7 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--targets", default="upstream,floor,litellm,headrace")
+    parser.add_argument("--targets", default="upstream,floor,litellm,headrace,headrace-moderated")
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
     up_port = free_port()
