@@ -97,6 +97,20 @@ MIXES: dict[str, dict[str, float]] = {
         "refusal": 2,
         "tool": 16,
     },
+    # The warm-up phase of a curriculum (`train.py --warm-mix`): only replies that copy from
+    # the conversation, so the copying circuit (an induction head) forms first.
+    "copyonly": {
+        "greeting": 0,
+        "arithmetic": 0,
+        "counting": 0,
+        "string": 35,
+        "facts": 0,
+        "repeat": 35,
+        "memory": 20,
+        "json": 10,
+        "refusal": 0,
+        "tool": 0,
+    },
 }
 
 

@@ -72,6 +72,14 @@ def parse_args() -> argparse.Namespace:
         "--decay", type=float, default=0.97, help="fraction of the run with a decaying LR"
     )
     p.add_argument("--mix", choices=sorted(corpus.MIXES), default="balanced")
+    p.add_argument(
+        "--warm-mix",
+        choices=sorted(corpus.MIXES),
+        default=None,
+        help="a curriculum: the first --warm-fraction of the run trains on this mix only",
+    )
+    p.add_argument("--warm-fraction", type=float, default=0.15)
+    p.add_argument("--warm-conversations", type=int, default=40_000)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--hidden-size", type=int, default=ModelShape.hidden_size)
     p.add_argument("--intermediate-size", type=int, default=ModelShape.intermediate_size)
@@ -101,6 +109,12 @@ def main() -> None:
     convs = list(corpus.generate(args.conversations, args.seed, "train", args.mix))
     examples = data.encode(tok, convs)
     batches = data.make_batches(examples, args.batch_tokens, args.max_len, args.seed, PAD_ID)
+    warm: list[tuple[torch.Tensor, torch.Tensor]] = []
+    if args.warm_mix is not None:
+        warm_convs = corpus.generate(args.warm_conversations, args.seed + 1, "train", args.warm_mix)
+        warm = data.make_batches(
+            data.encode(tok, list(warm_convs)), args.batch_tokens, args.max_len, args.seed, PAD_ID
+        )
     print(
         f"{len(convs)} conversations, {len(batches)} batches, "
         f"prepared in {time.time() - started:.0f}s",
@@ -139,12 +153,17 @@ def main() -> None:
     tokens_seen = loss_tokens_seen = 0
     model.train()
     step = 0
+    warm_steps = 0
     while step < args.max_steps:
-        ids, labels = batches[step % len(batches)]
         elapsed = time.time() - train_start
         progress = max(step / args.max_steps, elapsed / budget)
         if progress >= 1.0:
             break
+        if warm and progress < args.warm_fraction:
+            ids, labels = warm[warm_steps % len(warm)]
+            warm_steps += 1
+        else:
+            ids, labels = batches[(step - warm_steps) % len(batches)]
         lr = lr_at(progress, args.lr, args.warmup, args.lr * 0.05, args.decay)
         for group in optim.param_groups:
             group["lr"] = lr
@@ -175,6 +194,7 @@ def main() -> None:
     save_checkpoint(model, tok_dir, args.out)
     summary = {
         "steps": step,
+        "warm_steps": warm_steps,
         "parameters": params,
         "tokens_seen": tokens_seen,
         "loss_tokens_seen": loss_tokens_seen,
