@@ -79,6 +79,7 @@ CIRCUIT_STATE = f"{PREFIX}deployment_circuit_state"
 CIRCUIT_STATES = ("closed", "half_open", "open")
 DEPLOYMENT_OUTSTANDING = f"{PREFIX}deployment_requests_outstanding"
 DEPLOYMENT_FAILURES = f"{PREFIX}deployment_failures_total"
+DEPLOYMENT_QUEUE = f"{PREFIX}deployment_queue_depth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class DeploymentStats:
     circuit: str  # one of CIRCUIT_STATES
     outstanding: int
     failures: int
+    queue_depth: int = 0  # waiting in a worker's own queue, as its `/stats` last said
 
 
 REJECTION_REASONS = (
@@ -334,8 +336,8 @@ class EngineCollector(Collector):
 
 
 class DeploymentCollector(Collector):
-    """Each deployment's circuit state (1 on the state it is in), requests in flight and
-    failures, read from the router when scraped."""
+    """Each deployment's circuit state (1 on the state it is in), requests in flight, the
+    queue a worker reports and failures, read from the router when scraped."""
 
     def __init__(self, deployments: list[DeploymentStats]) -> None:
         self.deployments = deployments
@@ -350,6 +352,11 @@ class DeploymentCollector(Collector):
         outstanding = GaugeMetricFamily(
             DEPLOYMENT_OUTSTANDING, "Requests this gateway has in flight there.", labels=labels
         )
+        queue = GaugeMetricFamily(
+            DEPLOYMENT_QUEUE,
+            "Requests waiting in the deployment's own queue, as a worker last reported.",
+            labels=labels,
+        )
         failures = CounterMetricFamily(
             DEPLOYMENT_FAILURES.removesuffix("_total"),
             "Requests that failed there (each try).",
@@ -359,8 +366,9 @@ class DeploymentCollector(Collector):
             for name in CIRCUIT_STATES:
                 state.add_metric([d.name, d.model, name], float(d.circuit == name))
             outstanding.add_metric([d.name, d.model], d.outstanding)
+            queue.add_metric([d.name, d.model], d.queue_depth)
             failures.add_metric([d.name, d.model], d.failures)
-        yield from (state, outstanding, failures)
+        yield from (state, outstanding, queue, failures)
 
 
 class GpuCollector(Collector):

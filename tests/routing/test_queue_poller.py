@@ -3,16 +3,22 @@ time (`poll_once`), so nothing waits on the poller's interval."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from headrace.api.app import create_app
+from headrace.config import Settings
 from headrace.routing.queue_poller import QueuePoller, stats_url, waiting
 from headrace.routing.router import Deployment
 from headrace.routing.upstream import UpstreamTarget
 from tests.conftest import serving
+from tests.fake_upstream import FakeUpstream
 
 
 class FakeStats:
@@ -119,3 +125,32 @@ def test_the_depth_of_the_named_model_or_the_only_one() -> None:
     assert waiting({"models": {"served-as": {"waiting": 4}}}, "asked-as") == 4
     assert waiting({"models": {"a": {"waiting": -1}}}, "a") is None
     assert waiting({"models": {"a": {"waiting": True}}}, "a") is None
+
+
+def test_a_running_gateway_polls_its_workers_and_shows_their_queue(tmp_path: Path) -> None:
+    """End to end: the app's poller runs on its own, the depth reaches `/metrics`."""
+    fake, upstream = FakeStats(), FakeUpstream()
+
+    async def worker_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        app = fake if scope.get("path") == "/stats" else upstream
+        await app(scope, receive, send)
+
+    with serving(worker_app) as base:
+        settings = Settings(
+            data_dir=tmp_path,
+            models=[{"name": "m", "deployments": [
+                {"name": "w", "kind": "worker", "url": f"{base}/v1", "model": "tiny"}]}],
+            routing={"queue_poll_interval_s": 0.05},
+        )  # fmt: skip
+        with serving(create_app(settings)) as gateway:
+            deadline = time.monotonic() + 10
+            line = 'headrace:deployment_queue_depth{deployment="w",model="m"} 7.0'
+            while line not in (text := httpx.get(f"{gateway}/metrics").text):
+                assert time.monotonic() < deadline, text[-2000:]
+                time.sleep(0.02)
+            fake.answer = {"models": {"tiny": {"waiting": 0}}}
+            line = 'headrace:deployment_queue_depth{deployment="w",model="m"} 0.0'
+            while line not in httpx.get(f"{gateway}/metrics").text:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    assert fake.paths.count("/stats") >= 2

@@ -25,7 +25,9 @@ async def metrics(state: State) -> Response:
         if isinstance(m, ChatModel)
     ]
     deployments = [
-        DeploymentStats(d.name, d.model, d.breaker.state.value, d.outstanding, d.failures)
+        DeploymentStats(
+            d.name, d.model, d.breaker.state.value, d.outstanding, d.failures, d.queue_depth
+        )
         for ds in state.router.deployments.values()
         for d in ds
     ]
