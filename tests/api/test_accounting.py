@@ -98,3 +98,38 @@ async def test_a_finished_stream_is_accounted_by_the_stream_only() -> None:
     await response({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
     assert seen == ["ok"]
     assert len(sent) == 4  # start, two chunks, end
+
+
+async def test_a_client_leaving_mid_stream_stops_it_and_is_accounted_once() -> None:
+    """uvicorn speaks ASGI 2.3: a gone client is a `http.disconnect` message, not an error."""
+    seen: list[Status] = []
+    account = once(seen.append)
+    left = asyncio.Event()
+    sent: list[object] = []
+    stopped = False
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal stopped
+        try:
+            while True:
+                yield b"chunk"
+                await asyncio.sleep(0)
+        finally:
+            stopped = True
+
+    async def receive() -> dict[str, object]:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: object) -> None:
+        sent.append(message)
+        if len(sent) == 5:
+            left.set()  # the client hangs up after a few chunks
+
+    response = AccountedStream(settled(endless(), account), account)
+    await asyncio.wait_for(
+        response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send), 5
+    )
+    assert stopped
+    assert seen == ["cancelled"]
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
