@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 from tokenizers import Tokenizer
 
-from training import corpus, data
+from training import corpus, data, induction
 from training import tokenizer as tokenizer_lib
 from training.model import PAD_ID, ModelShape, build_model, save_checkpoint
 
@@ -80,6 +80,15 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--warm-fraction", type=float, default=0.15)
     p.add_argument("--warm-conversations", type=int, default=40_000)
+    p.add_argument(
+        "--induction-steps",
+        type=int,
+        default=0,
+        help="steps of synthetic copy batches (training/induction.py) before the corpus",
+    )
+    p.add_argument(
+        "--induction-every", type=int, default=0, help="then one such batch every N steps"
+    )
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--hidden-size", type=int, default=ModelShape.hidden_size)
     p.add_argument("--intermediate-size", type=int, default=ModelShape.intermediate_size)
@@ -153,17 +162,25 @@ def main() -> None:
     tokens_seen = loss_tokens_seen = 0
     model.train()
     step = 0
-    warm_steps = 0
+    warm_steps = copy_steps = corpus_steps = 0
+    copy_rng = torch.Generator().manual_seed(args.seed)
+    vocab_high = tok.get_vocab_size()
     while step < args.max_steps:
         elapsed = time.time() - train_start
         progress = max(step / args.max_steps, elapsed / budget)
         if progress >= 1.0:
             break
-        if warm and progress < args.warm_fraction:
+        if step < args.induction_steps or (
+            args.induction_every and step % args.induction_every == 0
+        ):
+            ids, labels = induction.copy_batch(copy_rng, batch=32, low=3, high=vocab_high)
+            copy_steps += 1
+        elif warm and progress < args.warm_fraction:
             ids, labels = warm[warm_steps % len(warm)]
             warm_steps += 1
         else:
-            ids, labels = batches[(step - warm_steps) % len(batches)]
+            ids, labels = batches[corpus_steps % len(batches)]
+            corpus_steps += 1
         lr = lr_at(progress, args.lr, args.warmup, args.lr * 0.05, args.decay)
         for group in optim.param_groups:
             group["lr"] = lr
@@ -195,6 +212,7 @@ def main() -> None:
     summary = {
         "steps": step,
         "warm_steps": warm_steps,
+        "copy_steps": copy_steps,
         "parameters": params,
         "tokens_seen": tokens_seen,
         "loss_tokens_seen": loss_tokens_seen,

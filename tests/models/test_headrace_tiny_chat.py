@@ -157,27 +157,29 @@ def test_greedy_tool_call_is_well_formed() -> None:
     assert list(payload["arguments"]) == ["city"]
 
 
-# The model has not learned to copy from its context (the 45-minute CPU budget ran out
-# before it did; see docs/models.md), so these target behaviours are known failures.
+# The model still copies poorly (docs/models.md, "What went wrong"): a sum like this one is
+# one of the 37 % of arithmetic turns it gets wrong. A known failure, not a test to delete.
 KNOWN_FAILURE = pytest.mark.xfail(
-    reason="headrace-tiny-chat has not learned copying or arithmetic; see docs/models.md",
+    reason="headrace-tiny-chat is at 63 % on arithmetic; see docs/models.md",
     strict=False,
 )
 
 
 @KNOWN_FAILURE
-@pytest.mark.parametrize(
-    ("question", "answer"),
-    [
-        ("What is 23 + 45?", "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."),
-        ("What is the capital of France?", "The capital of France is Paris."),
-    ],
-)
-def test_greedy_target_answers(question: str, answer: str) -> None:
-    assert reply([{"role": "user", "content": question}]) == answer
+def test_greedy_sum() -> None:
+    assert (
+        reply([{"role": "user", "content": "What is 23 + 45?"}])
+        == "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."
+    )
 
 
-@KNOWN_FAILURE
+def test_greedy_fact() -> None:
+    assert (
+        reply([{"role": "user", "content": "What is the capital of France?"}])
+        == "The capital of France is Paris."
+    )
+
+
 def test_greedy_tool_call_and_tool_result() -> None:
     call = reply(tool_conversation()[:1], tools=[WEATHER_TOOL])
     assert call == (
