@@ -116,8 +116,8 @@ class AccountedStream(StreamingResponse):
 
     async def _until_disconnect(self, receive: Receive, send: Send) -> None:
         """The body, cut short when the client goes away. Starlette does this with an anyio
-        task group around the body and a listener (a quarter of a proxied stream's CPU in
-        docs/benchmarks.md); here the listener is one plain task that cancels the body's."""
+        task group around the body and a listener, cancel scopes and all, on every stream;
+        here the listener is one plain task that cancels the body's."""
         body = asyncio.current_task()
         assert body is not None
         gone = False
