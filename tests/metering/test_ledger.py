@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -143,8 +144,13 @@ async def test_begin_does_not_wait_out_a_database_outage(tmp_path: Path) -> None
     ledger.start()
     assert await ledger.begin(replace(EVENT, status="started")) is False
     ledger.record(EVENT)
+    # The database appears whole: migrated elsewhere, then moved in (migrating it in place
+    # would race the ledger's retries, which SQLite can answer "database is locked").
+    staging = Database(f"sqlite+aiosqlite:///{tmp_path / 'staging.db'}")
+    await staging.migrate()
+    await staging.close()
     (tmp_path / "not-yet").mkdir()
-    await db.migrate()
+    os.replace(tmp_path / "staging.db", tmp_path / "not-yet" / "usage.db")
     await ledger.close()
     row = await _row(db, EVENT.request_id)
     assert row is not None
