@@ -7,9 +7,7 @@ revocation or a suspension takes effect on other replicas.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +16,7 @@ from headrace.admission.secrets import API_KEY_PREFIX, lookup_prefix, verify_key
 from headrace.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from headrace.storage import suspensions, tenancy
 from headrace.storage.database import Database
-
-_CACHE_SIZE = 10_000
+from headrace.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +58,11 @@ class Authenticator:
     ) -> None:
         self._db = db
         self._pepper = pepper
-        self._ttl = ttl_s
-        self._clock = clock  # for the cache's age only; tests drive it
-        # prefix -> (fetched at, record or None for "no such key")
-        self._cache: OrderedDict[str, tuple[float, _KeyRecord | None]] = OrderedDict()
+        # prefix -> the key's record, or None for "no such key"; `clock` (tests drive it)
+        # times the entries' age only.
+        self._cache: TtlCache[_KeyRecord | None] = TtlCache(ttl_s, clock)
         # key id -> until: suspensions decided here and not yet read back from the database.
         self._held: dict[str, datetime] = {}
-        self._loading: dict[str, asyncio.Future[_KeyRecord | None]] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = bearer_key(authorization)
@@ -100,27 +95,10 @@ class Authenticator:
         """Drop the local hold and the cached row of `key_id`: the next request reads the
         database (a suspension written or lifted is seen at once on this replica)."""
         self._held.pop(key_id, None)
-        stale = [p for p, (_, r) in self._cache.items() if r and r.principal.key_id == key_id]
-        for prefix in stale:
-            del self._cache[prefix]
+        self._cache.drop_where(lambda r: r is not None and r.principal.key_id == key_id)
 
     async def _record(self, prefix: str) -> _KeyRecord | None:
-        hit = self._cache.get(prefix)
-        now = self._clock()
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        # The requests in flight on a key when its entry expires share one read.
-        pending = self._loading.get(prefix)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(prefix))
-            self._loading[prefix] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(prefix, None))
-        record = await asyncio.shield(pending)
-        self._cache[prefix] = (now, record)
-        self._cache.move_to_end(prefix)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return record
+        return await self._cache.get(prefix, lambda: self._load(prefix))
 
     async def _load(self, prefix: str) -> _KeyRecord | None:
         async with self._db.session() as session:

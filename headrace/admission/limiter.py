@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -37,9 +36,9 @@ from headrace.ids import random_hex
 from headrace.observability.logging import get_logger
 from headrace.storage import limits as limit_rows
 from headrace.storage.database import Database
+from headrace.ttl_cache import TtlCache
 
 Clock = Callable[[], float]
-_CACHE_SIZE = 10_000
 log = get_logger("headrace.limits")
 
 
@@ -84,28 +83,10 @@ class LimitCache:
 
     def __init__(self, db: Database, ttl_s: float = 1.0, clock: Clock = time.monotonic) -> None:
         self._db = db
-        self._ttl = ttl_s
-        self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, tuple[ScopedLimits, ...]]] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[tuple[ScopedLimits, ...]]] = {}
+        self._cache: TtlCache[tuple[ScopedLimits, ...]] = TtlCache(ttl_s, clock)
 
     async def for_principal(self, principal: Principal) -> Sequence[ScopedLimits]:
-        now = self._clock()
-        hit = self._cache.get(principal.key_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        # A burst on one key after its entry expired makes one query, not one per request.
-        pending = self._loading.get(principal.key_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(principal))
-            self._loading[principal.key_id] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(principal.key_id, None))
-        found = await asyncio.shield(pending)
-        self._cache[principal.key_id] = (now, found)
-        self._cache.move_to_end(principal.key_id)
-        if len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return found
+        return await self._cache.get(principal.key_id, lambda: self._load(principal))
 
     async def _load(self, principal: Principal) -> tuple[ScopedLimits, ...]:
         scopes: tuple[tuple[Scope, str], ...] = (

@@ -19,9 +19,9 @@ from headrace.safety.injection_model import InjectionClassifier
 from headrace.safety.moderation import CATEGORIES, Moderator, Scores
 from headrace.safety.output_guard import OutputCheck
 from headrace.safety.policy import Decision, SafetyPolicy, Stage, policy_from_dict
-from headrace.safety.project_cache import ProjectCache
 from headrace.storage import safety as policy_rows
 from headrace.storage.database import Database
+from headrace.ttl_cache import TtlCache
 
 
 class SafetyPolicies:
@@ -34,10 +34,10 @@ class SafetyPolicies:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
-        self._cache: ProjectCache[SafetyPolicy] = ProjectCache(self._load, ttl_s, clock)
+        self._cache: TtlCache[SafetyPolicy] = TtlCache(ttl_s, clock)
 
     async def for_project(self, project_id: str) -> SafetyPolicy:
-        return await self._cache.get(project_id)
+        return await self._cache.get(project_id, lambda: self._load(project_id))
 
     async def _load(self, project_id: str) -> SafetyPolicy:
         async with self._db.session() as session:

@@ -21,10 +21,10 @@ from headrace.errors import InvalidRequestError
 from headrace.safety.injection import InjectionReport, score_text, with_classifier
 from headrace.safety.pii import PII_KINDS, PiiKind
 from headrace.safety.placeholders import Masker, mask_messages
-from headrace.safety.project_cache import ProjectCache
 from headrace.storage import privacy as policy_rows
 from headrace.storage.database import Database
 from headrace.storage.schema import PrivacyPolicyRow
+from headrace.ttl_cache import TtlCache
 
 PiiMode = Literal["log", "store", "mask"]
 InjectionAction = Literal["flag", "block"]
@@ -121,10 +121,10 @@ class PrivacyPolicies:
     ) -> None:
         self.defaults = defaults
         self._db = db
-        self._cache: ProjectCache[PrivacyPolicy] = ProjectCache(self._load, ttl_s, clock)
+        self._cache: TtlCache[PrivacyPolicy] = TtlCache(ttl_s, clock)
 
     async def for_project(self, project_id: str) -> PrivacyPolicy:
-        return await self._cache.get(project_id)
+        return await self._cache.get(project_id, lambda: self._load(project_id))
 
     async def _load(self, project_id: str) -> PrivacyPolicy:
         async with self._db.session() as session:
