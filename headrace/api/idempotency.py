@@ -21,6 +21,7 @@ from headrace.admission.idempotency import (
     fingerprint,
     scoped_key,
 )
+from headrace.api.middleware import read_body
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError, InvalidRequestError
 
@@ -49,7 +50,7 @@ class IdempotencyMiddleware:
         except HeadraceError:  # the route answers 401 as it always does
             await self.app(scope, receive, send)
             return
-        body, receive = await _read_body(receive)
+        body, receive = await read_body(receive)
         try:
             outcome = await state.idempotency.begin(
                 scoped_key(principal.project_id, key),
@@ -91,29 +92,6 @@ def _state(scope: Scope) -> AppState | None:
         return None
     state: AppState = scope["app"].state.headrace
     return state
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body, and a `receive` that hands it on, then waits for a disconnect."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay
 
 
 def _bad_key() -> InvalidRequestError:

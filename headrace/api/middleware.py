@@ -138,6 +138,26 @@ def _streamed_body(headers: dict[bytes, bytes], receive: Receive, limit: int) ->
     return bounded
 
 
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body (the receive stage has it in memory already), and a `receive` that
+    hands it on again, then the client's own messages (a disconnect that came first too):
+    for the stages after this one that need the body before the route does."""
+    chunks: list[bytes] = []
+    early: list[Message] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            early.append(message)
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replay(
+        [{"type": "http.request", "body": body, "more_body": False}, *early], receive
+    )
+
+
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     pending = list(messages)
 

@@ -23,13 +23,14 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from headrace.admission.auth import Principal
 from headrace.api import proxy
 from headrace.api.chat_request import priority, refuse_unsupported
 from headrace.api.errors import error_response, validation_error
 from headrace.api.internal import SCOPE_KEY, InternalCall
+from headrace.api.middleware import read_body
 from headrace.api.routes.completions import refuse_unsupported_completion
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError
@@ -50,6 +51,9 @@ Handler = Callable[
 ]
 
 
+_AFFINITY = AFFINITY_HEADER.lower().encode()
+
+
 async def _chat(
     state: AppState,
     caller: Principal,
@@ -59,41 +63,31 @@ async def _chat(
     scope: Scope,
     internal: InternalCall | None,
 ) -> Response:
-    affinity = _header(scope, AFFINITY_HEADER.lower().encode())
+    affinity = _header(scope, _AFFINITY)
     batch = internal is not None or priority(body) > 0
     return await proxy.proxy_chat(
         state, caller, record, model, body, affinity=affinity, batch=batch, call=internal
     )
 
 
-async def _completion(
-    state: AppState,
-    caller: Principal,
-    record: RequestRecord,
-    model: RemoteModel,
-    body: CompletionRequest,
-    scope: Scope,
-    internal: InternalCall | None,
-) -> Response:
-    batch = internal is not None
-    return await proxy.proxy_completion(
-        state, caller, record, model, body, batch=batch, call=internal
-    )
+def _batch_by_origin(run: Callable[..., Awaitable[Response]]) -> Handler:
+    """A proxy function for requests whose only priority is their origin: batch lines
+    (in-process calls) are batch work, HTTP requests interactive."""
 
+    async def handle(
+        state: AppState,
+        caller: Principal,
+        record: RequestRecord,
+        model: RemoteModel,
+        body: Any,
+        scope: Scope,
+        internal: InternalCall | None,
+    ) -> Response:
+        return await run(
+            state, caller, record, model, body, batch=internal is not None, call=internal
+        )
 
-async def _embeddings(
-    state: AppState,
-    caller: Principal,
-    record: RequestRecord,
-    model: RemoteModel,
-    body: EmbeddingRequest,
-    scope: Scope,
-    internal: InternalCall | None,
-) -> Response:
-    batch = internal is not None
-    return await proxy.proxy_embeddings(
-        state, caller, record, model, body, batch=batch, call=internal
-    )
+    return handle
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +113,14 @@ _LANES = {
             "/v1/completions",
             CompletionRequest,
             refuse_unsupported_completion,
-            _completion,
+            _batch_by_origin(proxy.proxy_completion),
             streams=True,
         ),
         _Lane(
             "/v1/embeddings",
             EmbeddingRequest,
             lambda body: None,
-            _embeddings,
+            _batch_by_origin(proxy.proxy_embeddings),
             streams=False,
         ),
     )
@@ -142,7 +136,7 @@ class ProxyLane:
         if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body, receive = await _read_body(receive)
+        body, receive = await read_body(receive)
         state: AppState = scope["app"].state.headrace
         parsed = _json_object(body)
         model = state.registry.remote(parsed["model"]) if parsed is not None else None
@@ -208,27 +202,3 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return parsed if isinstance(parsed, dict) and isinstance(parsed.get("model"), str) else None
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body (the receive stage has it in memory already), and a `receive` that
-    hands it on again, then waits for the client as the original does."""
-    chunks: list[bytes] = []
-    first: list[Message] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            first.append(message)
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *first]
-
-    async def replayed() -> Message:
-        if replay:
-            return replay.pop(0)
-        return await receive()
-
-    return body, replayed
