@@ -65,8 +65,11 @@ async def open_db(settings: Settings) -> Database:
     return db
 
 
-def run_on_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
-    """`action(db)` on the configured database; a refusal is printed and exits 1."""
+def run_on_db(
+    settings: Settings, action: Callable[[Database], Awaitable[T]], *, refused_exit: int = 1
+) -> T:
+    """`action(db)` on the configured database; a refusal is printed and exits with
+    `refused_exit`."""
 
     async def go() -> T:
         db = await open_db(settings)
@@ -79,7 +82,7 @@ def run_on_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) ->
         return asyncio.run(go())
     except HeadraceError as exc:
         err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
+        raise typer.Exit(refused_exit) from exc
 
 
 def run_on_project(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -11,10 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from headrace.config import load_settings
+from headrace.cli.audit import ConfigOption, load, run_on_db
 from headrace.control import prompts as registry
 from headrace.control import retention
-from headrace.errors import HeadraceError
 from headrace.storage.database import Database
 
 prompts_app = typer.Typer(
@@ -24,33 +22,10 @@ console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file (default: headrace.yaml).")
-]
-
 
 def _run(config: Path | None, work: Callable[[Database], Awaitable[T]]) -> T:
     """`work` on the configured database; a refusal is printed and exits with status 2."""
-    try:
-        settings = load_settings(config)
-    except FileNotFoundError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-
-    async def run() -> T:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(settings.effective_database_url)
-        await db.migrate()
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(run())
-    except HeadraceError as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
+    return run_on_db(load(config), work, refused_exit=2)
 
 
 def _text(text: str | None, file: Path | None) -> str:
