@@ -7,13 +7,12 @@ purger = Purger(db, interval_s=3600); purger.start() ... await purger.close()
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
 from headrace.errors import InvalidRequestError
 from headrace.observability.logging import get_logger
+from headrace.periodic import Periodic
 from headrace.storage import retention as rows
 from headrace.storage.database import Database
 from headrace.storage.retention import Purged
@@ -54,24 +53,12 @@ class Purger:
     def __init__(
         self, db: Database, *, interval_s: float, clock: Callable[[], float] = time.time
     ) -> None:
-        self._db = db
-        self._interval = interval_s
-        self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._every = Periodic(
+            lambda: purge(db, clock), interval_s=interval_s, failed="retention_purge_failed"
+        )
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._every.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await purge(self._db, self._clock)
-            except Exception:
-                log.exception("retention_purge_failed")
-            await asyncio.sleep(self._interval)
+        await self._every.close()

@@ -13,7 +13,6 @@ circuit breaker, not the poller, is what takes a failing deployment out of the p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +20,7 @@ import httpx
 import orjson
 
 from headrace.observability.logging import get_logger
+from headrace.periodic import Periodic
 from headrace.routing.router import Deployment
 
 log = get_logger("headrace.routing")
@@ -59,17 +59,14 @@ class QueuePoller:
         self._interval = interval_s
         # A poll older than the interval is stale by the time it lands: time out there.
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(min(interval_s, 5.0)))
-        self._task: asyncio.Task[None] | None = None
+        self._every = Periodic(self.poll_once, interval_s=interval_s, failed="worker_poll_failed")
 
     def start(self) -> None:
         if self.deployments:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._every.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._every.close()
         await self._http.aclose()
 
     async def poll_once(self) -> None:
@@ -89,8 +86,3 @@ class QueuePoller:
             return
         if depth is not None:
             deployment.queue_depth = depth
-
-    async def _run(self) -> None:
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(self._interval)
