@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
 BOS_ID, IM_START_ID, EOS_ID, PAD_ID = 0, 1, 2, 0  # ids fixed by training/tokenizer.py
@@ -68,6 +69,20 @@ def generation_config() -> GenerationConfig:
     )
 
 
+def write_tied_head(weights: Path) -> None:
+    """Store ``lm_head.weight`` in the file beside the embedding it is tied to.
+
+    ``save_pretrained`` leaves a tied head out and counts on the loader to tie it back.
+    A project CI run once loaded this checkpoint with the head left uninitialised
+    (``lm_head.weight | MISSING``) where the same transformers release tied it here; with
+    the head written out, any loader gets the right weights, tying or not (3 MB).
+    """
+    tensors = load_file(str(weights))
+    if "lm_head.weight" not in tensors:
+        tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone()
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+
+
 def save_checkpoint(model: LlamaForCausalLM, tokenizer_dir: Path, out_dir: Path) -> None:
     """Write model + tokenizer files into ``out_dir`` without readers seeing partial files.
 
@@ -80,6 +95,7 @@ def save_checkpoint(model: LlamaForCausalLM, tokenizer_dir: Path, out_dir: Path)
     try:
         model.generation_config = generation_config()
         model.save_pretrained(str(tmp), safe_serialization=True)
+        write_tied_head(tmp / "model.safetensors")
         for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
             shutil.copyfile(tokenizer_dir / name, tmp / name)
         for path in sorted(tmp.iterdir()):

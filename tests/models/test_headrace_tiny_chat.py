@@ -38,6 +38,13 @@ def model() -> torch.nn.Module:
     return AutoModelForCausalLM.from_pretrained(str(MODEL_DIR)).eval()
 
 
+def test_transformers_loads_every_weight_from_the_file() -> None:
+    """No weight is left to the loader's tying or initialisation (a CI run once got a random head)."""
+    hf, info = AutoModelForCausalLM.from_pretrained(str(MODEL_DIR), output_loading_info=True)
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
+    assert torch.equal(hf.lm_head.weight, hf.model.embed_tokens.weight)
+
+
 def tool_conversation() -> list[dict[str, Any]]:
     return [
         {"role": "user", "content": "What's the weather in Paris?"},
