@@ -45,6 +45,7 @@ class Signal:
 class _KeyHistory:
     # (minute number, tokens in it), oldest first; at most baseline + 2 minutes.
     minutes: deque[tuple[int, int]] = field(default_factory=deque)
+    tokens: int = 0  # the sum over `minutes`: a request's check reads it, not 60 entries
     decisions: deque[bool] = field(default_factory=deque)  # True: blocked
     quiet_until: dict[str, float] = field(default_factory=dict)  # reason -> time
 
@@ -66,9 +67,10 @@ class AbuseMonitor:
             history.minutes[-1] = (minute, history.minutes[-1][1] + tokens)
         else:
             history.minutes.append((minute, tokens))
+        history.tokens += tokens
         oldest = minute - self.settings.baseline_minutes - 1
         while history.minutes and history.minutes[0][0] < oldest:
-            history.minutes.popleft()
+            history.tokens -= history.minutes.popleft()[1]
         ratio = self._spike_ratio(history, now)
         return self._fire(key_id, history, "token_spike", ratio, self.settings.spike_ratio, now)
 
@@ -98,10 +100,21 @@ class AbuseMonitor:
         """Tokens in the last 60 s (this minute, plus the part of the previous one still
         in the window) over the average minute of the `baseline_minutes` before those."""
         minute, into = int(now // 60), (now % 60) / 60
-        counts = dict(history.minutes)
-        recent = counts.get(minute, 0) + counts.get(minute - 1, 0) * (1 - into)
-        span = range(minute - 1 - self.settings.baseline_minutes, minute - 1)
-        baseline = sum(counts.get(m, 0) for m in span) / self.settings.baseline_minutes
+        first = minute - 1 - self.settings.baseline_minutes  # the baseline's first minute
+        current = previous = 0
+        for m, tokens in reversed(history.minutes):  # newest first: two entries at most
+            if m == minute:
+                current = tokens
+            elif m == minute - 1:
+                previous = tokens
+            elif m < minute - 1:
+                break
+        if history.minutes and history.minutes[0][0] >= first:  # trimmed: the sum is it
+            in_baseline = history.tokens - current - previous
+        else:  # entries older than the baseline are still held (a key gone quiet)
+            in_baseline = sum(t for m, t in history.minutes if first <= m < minute - 1)
+        baseline = in_baseline / self.settings.baseline_minutes
+        recent = current + previous * (1 - into)
         return recent / max(baseline, self.settings.min_baseline_tokens_per_minute)
 
     def _fire(

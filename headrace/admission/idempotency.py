@@ -214,6 +214,18 @@ class IdempotencyKeys:
         await self.store.close()
 
 
+# A MemoryStore entry: (expiry, fingerprint, owner, response as (status, headers, body) or
+# None). Plain tuples of strings, numbers and bytes, which the garbage collector stops
+# tracking once it has seen them: ten thousand stored responses as objects were walked by
+# every full collection, a quarter of a proxied request's CPU (docs/benchmarks.md).
+_Flat = tuple[float, str, str, tuple[int, tuple[tuple[str, str], ...], bytes] | None]
+
+
+def _entry(flat: _Flat) -> Entry:
+    _, fingerprint, owner, response = flat
+    return Entry(fingerprint, owner, StoredResponse(*response) if response else None)
+
+
 class MemoryStore:
     """Entries in this process: one replica, or tests. Bounded: the oldest go first."""
 
@@ -221,7 +233,7 @@ class MemoryStore:
         self._ttl = ttl_s
         self._lock_ttl = lock_ttl_s
         self._max = max_entries
-        self._entries: OrderedDict[str, tuple[float, Entry]] = OrderedDict()  # key: expiry
+        self._entries: OrderedDict[str, _Flat] = OrderedDict()
         self._changed: dict[str, asyncio.Event] = {}
 
     async def claim(self, key: str, fingerprint: str, owner: str, now: float) -> Outcome:
@@ -229,20 +241,21 @@ class MemoryStore:
         if held is not None and held[0] <= now:
             del self._entries[key]
             held = None
-        outcome = decide(held[1] if held else None, key, fingerprint, owner)
+        outcome = decide(_entry(held) if held else None, key, fingerprint, owner)
         if isinstance(outcome, Claimed):
-            self._put(key, now + self._lock_ttl, Entry(fingerprint, owner))
+            self._put(key, (now + self._lock_ttl, fingerprint, owner, None))
         return outcome
 
     async def complete(self, key: str, owner: str, response: StoredResponse, now: float) -> None:
         held = self._entries.get(key)
-        if held is not None and held[1].owner == owner:
-            self._put(key, now + self._ttl, Entry(held[1].fingerprint, owner, response))
+        if held is not None and held[2] == owner:
+            stored = (response.status, response.headers, response.body)
+            self._put(key, (now + self._ttl, held[1], owner, stored))
         self._notify(key)
 
     async def release(self, key: str, owner: str) -> None:
         held = self._entries.get(key)
-        if held is not None and held[1].owner == owner and held[1].response is None:
+        if held is not None and held[2] == owner and held[3] is None:
             del self._entries[key]
         self._notify(key)
 
@@ -254,8 +267,8 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    def _put(self, key: str, expiry: float, entry: Entry) -> None:
-        self._entries[key] = (expiry, entry)
+    def _put(self, key: str, entry: _Flat) -> None:
+        self._entries[key] = entry
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

@@ -16,6 +16,7 @@ from hashlib import sha256
 from pathlib import Path
 
 _ALPHABET = string.ascii_letters + string.digits
+_ALPHABET_SET = frozenset(_ALPHABET)
 LOOKUP_CHARS = 12
 SECRET_CHARS = 32
 API_KEY_PREFIX = "sk-hr-"
@@ -33,7 +34,7 @@ def lookup_prefix(key: str, kind_prefix: str) -> str | None:
     if not key.startswith(kind_prefix):
         return None
     body = key[len(kind_prefix) :]
-    if len(body) != LOOKUP_CHARS + SECRET_CHARS or not all(c in _ALPHABET for c in body):
+    if len(body) != LOOKUP_CHARS + SECRET_CHARS or not _ALPHABET_SET.issuperset(body):
         return None
     return body[:LOOKUP_CHARS]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -83,16 +82,22 @@ async def settled(chunks: AsyncIterator[bytes], account: Account) -> AsyncIterat
 def once(account: Account) -> Account:
     """`account`, run on the first call only: the later ones are the same ending seen
     from another place (the stream's end and the response's end)."""
-    done = False
+    return _Once(account)
 
-    @functools.wraps(account)
-    def first_only(status: Status) -> None:
-        nonlocal done
-        if not done:
-            done = True
+
+class _Once:
+    """A callable rather than a `functools.wraps` closure: one is made per request, and
+    copying the wrapped function's attributes cost more than the rest of it."""
+
+    __slots__ = ("_account",)
+
+    def __init__(self, account: Account) -> None:
+        self._account: Account | None = account  # None once it has run
+
+    def __call__(self, status: Status) -> None:
+        account, self._account = self._account, None
+        if account is not None:
             account(status)
-
-    return first_only
 
 
 class AccountedStream(StreamingResponse):

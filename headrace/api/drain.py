@@ -9,14 +9,16 @@ ones still going with an error event (not a cut connection) once the deadline pa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class Drain:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self._started = asyncio.Event()
-        self._deadline = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._expired = False
+        self._on_expiry: set[Callable[[], None]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the app runs on (at start-up): `request` may come from a signal handler."""
@@ -29,14 +31,24 @@ class Drain:
 
     def start(self) -> None:
         if not self._started.is_set():
-            self._deadline = asyncio.get_running_loop().time() + self.timeout_s
+            loop = asyncio.get_running_loop()
             self._started.set()
+            loop.call_at(loop.time() + self.timeout_s, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        for callback in list(self._on_expiry):
+            callback()
 
     @property
     def draining(self) -> bool:
         return self._started.is_set()
 
-    async def expired(self) -> None:
-        """Returns once draining has begun and its deadline has passed."""
-        await self._started.wait()
-        await asyncio.sleep(max(0.0, self._deadline - asyncio.get_running_loop().time()))
+    def on_expiry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once the deadline has passed (soon, if it already has); returns
+        the function that cancels it. One timer for every stream, not a task each."""
+        if self._expired:
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._on_expiry.add(callback)
+        return lambda: self._on_expiry.discard(callback)

@@ -25,6 +25,9 @@ from headrace.api.middleware import read_body
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError, InvalidRequestError
 
+#: Where this stage leaves the principal it authenticated, in the request's scope state:
+#: the proxy lane then does not authenticate the same header a second time.
+PRINCIPAL_KEY = "idempotency_principal"
 PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"})
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
@@ -50,6 +53,7 @@ class IdempotencyMiddleware:
         except HeadraceError:  # the route answers 401 as it always does
             await self.app(scope, receive, send)
             return
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         body, receive = await read_body(receive)
         try:
             outcome = await state.idempotency.begin(

@@ -29,6 +29,7 @@ from headrace.admission.auth import Principal
 from headrace.api import proxy
 from headrace.api.chat_request import priority, refuse_unsupported
 from headrace.api.errors import error_response, validation_error
+from headrace.api.idempotency import PRINCIPAL_KEY
 from headrace.api.internal import SCOPE_KEY, InternalCall
 from headrace.api.middleware import read_body
 from headrace.api.routes.completions import refuse_unsupported_completion
@@ -183,6 +184,8 @@ async def _authenticate(
     """As the routes' `authenticate` dependency does."""
     if internal is not None:  # a batch line: it runs as the batch's key
         principal = internal.principal
+    elif PRINCIPAL_KEY in scope["state"]:  # the idempotency stage authenticated this header
+        principal = scope["state"][PRINCIPAL_KEY]
     else:
         principal = await state.auth.authenticate(_header(scope, b"authorization"))
     record.project_id, record.org_id = principal.project_id, principal.org_id

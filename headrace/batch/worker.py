@@ -282,13 +282,16 @@ class BatchWorker:
                     yield (result.result + "\n").encode()
 
         suffix = "output" if ok else "error"
+        now = int(self._clock())
+        lifetime = batch.output_expires_after_s
         stored = await self._files.write(
             batch.project_id,
             filename=f"{batch.id}_{suffix}.jsonl",
             purpose="batch_output",
             chunks=lines(),
             max_bytes=1 << 62,  # what the batch wrote is not an upload: no limit
-            now=int(self._clock()),
+            now=now,
+            expires_at=None if lifetime is None else now + lifetime,
             # The same id when written again (a worker died while finalizing).
             file_id=f"file-{batch.id.removeprefix('batch_')}-{suffix}",
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 from types import FrameType
 
 import uvicorn
@@ -126,6 +128,15 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._drain.request()
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything built so far (modules, models, tokenizers, caches: a few hundred
+        # thousand objects) lives as long as the process: out of the collector's sight, a
+        # full collection no longer walks it. Measured in front of an instant upstream:
+        # 15% less CPU per request, p99 from about 370 to 150 ms (docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
 
 
 def apply_runtime(settings: Settings) -> None:

@@ -2,7 +2,8 @@
 
 await set_retention(db, project_id, 30)     # content older than 30 days is purged
 await set_retention(db, project_id, 0)      # content is never stored
-purger = Purger(db, interval_s=3600); purger.start() ... await purger.close()
+purger = Purger(db, interval_s=3600, files=files); purger.start() ... await purger.close()
+                                            # also deletes files past their expiry
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from headrace.observability.logging import get_logger
 from headrace.periodic import Periodic
 from headrace.storage import retention as rows
 from headrace.storage.database import Database
+from headrace.storage.files import Files
 from headrace.storage.retention import Purged
 
 log = get_logger("headrace.retention")
@@ -51,11 +53,21 @@ class Purger:
     next one tries again."""
 
     def __init__(
-        self, db: Database, *, interval_s: float, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+        files: Files | None = None,
     ) -> None:
-        self._every = Periodic(
-            lambda: purge(db, clock), interval_s=interval_s, failed="retention_purge_failed"
-        )
+        async def step() -> None:
+            await purge(db, clock)
+            if files is not None:  # uploads past their `expires_after`
+                expired = await files.purge_expired()
+                if expired:
+                    log.info("files_expired", count=expired)
+
+        self._every = Periodic(step, interval_s=interval_s, failed="retention_purge_failed")
 
     def start(self) -> None:
         self._every.start()

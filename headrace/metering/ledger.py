@@ -85,6 +85,7 @@ class UsageLedger:
         self._begin_timeout = begin_timeout_s
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None  # the group commit under way
         self._instance = secrets.token_hex(8)  # this process's hold on `replica`
         self.dropped = 0
 
@@ -125,27 +126,29 @@ class UsageLedger:
         and the request goes on: its row is still written, just not before its work."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._begun.append((event, future))
+        if self._committer is None or self._committer.done():
+            # The first request to find no commit under way starts one for every started
+            # row queued (group commit, without waiting for the writer task to be
+            # scheduled); the others arriving meanwhile are written by it or its next round.
+            self._committer = asyncio.get_running_loop().create_task(self._commit_begun())
         try:
             async with asyncio.timeout(self._begin_timeout):
-                # The first request to find the writer idle writes every started row queued
-                # (group commit, without waiting for the writer task to be scheduled); the
-                # others queue behind the lock and mostly find theirs written. Shielded: a
-                # client hanging up must not cut a shared commit short.
-                await asyncio.shield(self._write_begun(future))
+                # Shielded: a client hanging up must not cut a shared commit short.
                 return await asyncio.shield(future)
         except TimeoutError:
             log.warning("usage_begin_slow", request_id=event.request_id)
             return False
 
-    async def _write_begun(self, future: asyncio.Future[bool]) -> None:
-        async with self._lock:
-            if future.done():
-                return
-            if time.monotonic() < self._failed_until:  # an outage: leave it to the writer
-                future.set_result(False)
-                self._wake.set()
-                return
-            await self._write_logged()
+    async def _commit_begun(self) -> None:
+        """Write started rows until none waits for its commit. They are settled in order
+        (a write settles the oldest, a failure all), so the newest tells."""
+        while self._begun and not self._begun[-1][1].done():
+            async with self._lock:
+                if time.monotonic() < self._failed_until:  # an outage: leave it to the writer
+                    self._release_begun()
+                    self._wake.set()
+                    return
+                await self._write_logged()
 
     def record(self, event: UsageEvent) -> None:
         """The request's final event, to be written over its started row."""
@@ -196,6 +199,9 @@ class UsageLedger:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._committer is not None:
+            with contextlib.suppress(Exception):
+                await self._committer
         try:
             async with self._lock:
                 await self.flush()
@@ -232,12 +238,16 @@ class UsageLedger:
         except Exception:
             log.exception("usage_write_failed", queued=self.pending)
             self._failed_until = time.monotonic() + self._retry_s
-            # Requests waiting on their started row go on rather than wait out the outage.
-            for _, future in self._begun:
-                if not future.done():
-                    future.set_result(False)
+            self._release_begun()
             return False
         return True
+
+    def _release_begun(self) -> None:
+        """Requests waiting on their started row go on rather than wait out an outage: the
+        rows stay queued for the writer."""
+        for _, future in self._begun:
+            if not future.done():
+                future.set_result(False)
 
     async def _run(self) -> None:
         delay = self._retry_s

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -167,6 +168,7 @@ class Metrics:
     def __init__(self, max_projects: int = 100) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.projects = ProjectLabels(max_projects)
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter(
             REQUESTS,
@@ -244,44 +246,51 @@ class Metrics:
         if suspended:
             self.key_suspensions.labels(reason=reason).inc()
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: prometheus_client takes a lock and checks
+        the values on every `labels` call, and a request makes ten of them."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def observe(self, record: RequestRecord) -> None:
         """One finished request into every metric it touches."""
         model = record.model
-        self.requests.labels(
-            route=record.route, model=model, status=str(record.status), tier=record.tier or "none"
-        ).inc()
+        child = self._child
+        child(self.requests, record.route, model, str(record.status), record.tier or "none").inc()
         if record.rejection:
-            self.rejections.labels(reason=record.rejection, model=model).inc()
+            child(self.rejections, record.rejection, model).inc()
         if record.disconnected:
-            self.disconnects.labels(model=model).inc()
+            child(self.disconnects, model).inc()
         if record.injection:
-            self.injection_flags.labels(action=record.injection).inc()
+            child(self.injection_flags, record.injection).inc()
         if record.fallback_model:
-            self.fallbacks.labels(model=model, fallback_model=record.fallback_model).inc()
+            child(self.fallbacks, model, record.fallback_model).inc()
         for verdict in record.safety:
             for category in verdict.categories or ("none",):
                 blocked = category in verdict.blocked
                 action = "block" if blocked else "flag" if verdict.categories else "allow"
-                self.safety_decisions.labels(
-                    stage=verdict.stage, category=category, action=action
-                ).inc()
+                child(self.safety_decisions, verdict.stage, category, action).inc()
         if record.ttft_s is not None:
-            self.ttft.labels(model=model).observe(record.ttft_s)
+            child(self.ttft, model).observe(record.ttft_s)
         if record.queue_s is not None:
-            self.queue.labels(model=model).observe(record.queue_s)
+            child(self.queue, model).observe(record.queue_s)
         if (tpot := record.time_per_output_token_s) is not None:
-            self.tpot.labels(model=model).observe(tpot)
-        itl = self.itl.labels(model=model)
-        for gap in record.inter_token_s:
-            itl.observe(gap)
+            child(self.tpot, model).observe(tpot)
+        if record.inter_token_s:
+            itl = child(self.itl, model)
+            for gap in record.inter_token_s:
+                itl.observe(gap)
         if record.e2e_s is not None and record.outcome is not None:
-            self.e2e.labels(model=model).observe(record.e2e_s)
+            child(self.e2e, model).observe(record.e2e_s)
         if (usage := record.usage) is not None:
-            self.prompt_tokens.labels(model=model).inc(usage.input_tokens)
-            self.generation_tokens.labels(model=model).inc(usage.output_tokens)
-            self.cached_tokens.labels(model=model).inc(usage.cached_tokens)
+            child(self.prompt_tokens, model).inc(usage.input_tokens)
+            child(self.generation_tokens, model).inc(usage.output_tokens)
+            child(self.cached_tokens, model).inc(usage.cached_tokens)
             project = self.projects.label(usage.project_id)
-            self.cost.labels(model=model, project=project).inc(usage.cost_usd)
+            child(self.cost, model, project).inc(usage.cost_usd)
 
     def exposition(
         self,

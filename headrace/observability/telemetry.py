@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from headrace.config import Settings
+from headrace.observability.access_log import AccessLine
 from headrace.observability.logging import access_fields, get_logger
 from headrace.observability.metrics import Metrics
 from headrace.observability.request import RequestRecord
@@ -23,9 +24,11 @@ class Telemetry:
         metrics: Metrics,
         provider: TracerProvider | None = None,
         log: structlog.stdlib.BoundLogger | None = None,
+        access: AccessLine | None = None,
     ) -> None:
         self.metrics = metrics
         self.log = log if log is not None else get_logger("headrace.access")
+        self.access = access  # the access line, when not written through `log`
         self.provider = provider
         self.tracer = provider.get_tracer("headrace") if provider is not None else None
         ids = provider.id_generator if provider is not None else None
@@ -39,6 +42,7 @@ class Telemetry:
         return cls(
             Metrics(settings.metrics.max_projects),
             tracer_provider(settings.tracing, span_exporter, redact=settings.privacy.redact_logs),
+            access=AccessLine.for_settings(settings),
         )
 
     def observe(self, record: RequestRecord) -> None:
@@ -51,7 +55,11 @@ class Telemetry:
             self.metrics.observe(record)
         except Exception:
             self.log.exception("telemetry_failed", request_id=record.request_id)
-        self.log.info("request", **access_fields(record, trace_id))
+        fields = access_fields(record, trace_id)
+        if self.access is not None:
+            self.access.write(fields)
+        else:
+            self.log.info("request", **fields)
 
     def close(self) -> None:
         """Flush spans still batched for the exporter."""

@@ -60,6 +60,7 @@ class StoredBatch:
     input_tokens: int
     cached_tokens: int
     output_tokens: int
+    output_expires_after_s: int | None = None  # the output and error files' lifetime
 
 
 @dataclass(frozen=True, slots=True)

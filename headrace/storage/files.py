@@ -13,12 +13,13 @@ import contextlib
 import os
 import secrets
 import struct
-from collections.abc import AsyncIterable, AsyncIterator
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headrace.errors import PayloadTooLargeError
@@ -46,10 +47,20 @@ def new_file_id() -> str:
 
 
 class Files:
-    def __init__(self, db: Database, directory: Path, cipher: ContentCipher) -> None:
+    """Uploaded and generated files: rows in the database, content on disk. A file past its
+    `expires_at` is gone for every read at once, and `purge_expired` removes it."""
+
+    def __init__(
+        self,
+        db: Database,
+        directory: Path,
+        cipher: ContentCipher,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._db = db
         self._dir = directory
         self._cipher = cipher
+        self._clock = clock
 
     async def write(
         self,
@@ -61,6 +72,7 @@ class Files:
         max_bytes: int,
         now: int,
         file_id: str | None = None,
+        expires_at: int | None = None,
     ) -> StoredFile:
         """Store what `chunks` yields as a file of `project_id`; 413 past `max_bytes`.
         A given `file_id` replaces the file of that id (a batch's output written again)."""
@@ -98,7 +110,7 @@ class Files:
             bytes=size,
             sealed=sealed,
             created_at=now,
-            expires_at=None,
+            expires_at=expires_at,
         )
         async with self._db.session.begin() as session:
             await session.execute(delete(FileRow).where(FileRow.id == file_id))
@@ -107,7 +119,7 @@ class Files:
 
     async def get(self, project_id: str, file_id: str) -> StoredFile | None:
         async with self._db.session() as session:
-            row = await _row(session, project_id, file_id)
+            row = await _row(session, project_id, file_id, self._now())
         return None if row is None else _stored(row)
 
     async def page(
@@ -120,13 +132,13 @@ class Files:
         after: str | None = None,
     ) -> tuple[list[StoredFile], bool]:
         """A page of the project's files by creation time, and whether more follow."""
-        key = tuple_(FileRow.created_at, FileRow.id)
-        stmt = select(FileRow).where(FileRow.project_id == project_id)
+        key, now = tuple_(FileRow.created_at, FileRow.id), self._now()
+        stmt = select(FileRow).where(FileRow.project_id == project_id, _live(now))
         if purpose is not None:
             stmt = stmt.where(FileRow.purpose == purpose)
         async with self._db.session() as session:
             if after is not None:
-                cursor = await _row(session, project_id, after)
+                cursor = await _row(session, project_id, after, now)
                 if cursor is not None:
                     edge = tuple_(cursor.created_at, cursor.id)
                     stmt = stmt.where(key > edge if order == "asc" else key < edge)
@@ -137,7 +149,7 @@ class Files:
 
     async def delete(self, project_id: str, file_id: str) -> bool:
         async with self._db.session.begin() as session:
-            row = await _row(session, project_id, file_id)
+            row = await _row(session, project_id, file_id, self._now())
             if row is None:
                 return False
             await session.delete(row)
@@ -147,7 +159,7 @@ class Files:
     async def read(self, project_id: str, file_id: str) -> AsyncIterator[bytes] | None:
         """The file's bytes as chunks (opened when sealed), or None for no such file."""
         async with self._db.session() as session:
-            row = await _row(session, project_id, file_id)
+            row = await _row(session, project_id, file_id, self._now())
         if row is None:
             return None
         return self._chunks(self._path(file_id), row.sealed)
@@ -156,6 +168,19 @@ class Files:
         """The file's lines (without their line breaks), or None for no such file."""
         chunks = await self.read(project_id, file_id)
         return None if chunks is None else _split_lines(chunks)
+
+    async def purge_expired(self) -> int:
+        """Delete the files past their expiry, rows and content; how many."""
+        async with self._db.session.begin() as session:
+            ids = list(await session.scalars(select(FileRow.id).where(~_live(self._now()))))
+            if ids:
+                await session.execute(delete(FileRow).where(FileRow.id.in_(ids)))
+        for file_id in ids:
+            await asyncio.to_thread(self._path(file_id).unlink, missing_ok=True)
+        return len(ids)
+
+    def _now(self) -> int:
+        return int(self._clock())
 
     def _path(self, file_id: str) -> Path:
         return self._dir / file_id
@@ -198,9 +223,13 @@ async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield rest.rstrip(b"\r")
 
 
-async def _row(session: AsyncSession, project_id: str, file_id: str) -> FileRow | None:
+def _live(now: int) -> ColumnElement[bool]:
+    return or_(FileRow.expires_at.is_(None), FileRow.expires_at > now)
+
+
+async def _row(session: AsyncSession, project_id: str, file_id: str, now: int) -> FileRow | None:
     return await session.scalar(
-        select(FileRow).where(FileRow.id == file_id, FileRow.project_id == project_id)
+        select(FileRow).where(FileRow.id == file_id, FileRow.project_id == project_id, _live(now))
     )
 
 

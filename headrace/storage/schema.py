@@ -361,6 +361,9 @@ class BatchRow(Base):
     error_file_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
+    # `output_expires_after.seconds`: the output and error files expire this long after
+    # they are written (None: kept until deleted).
+    output_expires_after_s: Mapped[int | None] = mapped_column(Integer)
     in_progress_at: Mapped[int | None] = mapped_column(BigInteger)
     finalizing_at: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger)

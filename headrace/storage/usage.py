@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from headrace.storage.schema import UsageEventRow
@@ -16,43 +15,63 @@ from headrace.storage.schema import UsageEventRow
 GroupField = Literal["project_id", "api_key_id", "model"]
 
 
-# The writes take a Core connection and pass rows as parameters (an executemany) rather
-# than building a statement per batch: the ledger's commit sits on every request's path,
-# and this form costs about half as much per write.
+# The writes take a Core connection and pass rows as parameters (an executemany). They sit
+# on every request's path (the ledger's group commits), so their SQL is written out once
+# per column set and driver: building the upsert as a Core construct on every write
+# (column proxies, `excluded`, cache keys) cost a fifth of a proxied request's CPU under
+# cProfile, and binding named parameters row by row another few per cent. The same SQL
+# runs on SQLite and PostgreSQL (`ON CONFLICT ... DO NOTHING / DO UPDATE ... WHERE`).
+_TABLE = UsageEventRow.__tablename__
+_COLUMNS = frozenset(UsageEventRow.__table__.columns.keys())
 
 
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+def _placeholders(paramstyle: str, count: int) -> str:
+    if paramstyle == "qmark":  # sqlite3 / aiosqlite
+        return ", ".join("?" * count)
+    if paramstyle == "numeric_dollar":  # asyncpg
+        return ", ".join(f"${i}" for i in range(1, count + 1))
+    if paramstyle in ("format", "pyformat"):  # psycopg
+        return ", ".join(["%s"] * count)
+    raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")
+
+
+@functools.cache
+def _upsert_sql(paramstyle: str, columns: tuple[str, ...], update: bool) -> str:
+    unknown = set(columns) - _COLUMNS
+    if unknown:  # the names go into SQL text: only the table's own
+        raise ValueError(f"not columns of {_TABLE}: {sorted(unknown)}")
+    head = (
+        f"INSERT INTO {_TABLE} ({', '.join(columns)}) "
+        f"VALUES ({_placeholders(paramstyle, len(columns))}) ON CONFLICT (request_id) "
+    )
+    if not update:
+        return head + "DO NOTHING"
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "request_id")
+    return head + f"DO UPDATE SET {updates} WHERE {_TABLE}.status = 'started'"
+
+
+async def _upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, update: bool) -> None:
+    columns = tuple(rows[0])
+    sql = _upsert_sql(conn.dialect.paramstyle, columns, update)
+    await conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert events; one whose `request_id` is already stored is skipped, so a write
     retried after a lost acknowledgement never counts a request twice."""
-    if not rows:
-        return
-    stmt = _insert(conn)(UsageEventRow).on_conflict_do_nothing(index_elements=["request_id"])
-    await conn.execute(stmt, list(rows))
+    if rows:
+        await _upsert(conn, rows, update=False)
 
 
 async def complete_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Write finished requests' events over their `started` rows (or as new rows). A row
     already finished is left as it is: a retried write, or a request whose started row
     was closed as orphaned, counts once, as first written."""
-    if not rows:
-        return
-    # One row per request: PostgreSQL refuses to update a row twice in one statement,
-    # and the first ending written is the one that counts anyway.
-    first = list({r["request_id"]: r for r in reversed(rows)}.values())
-    stmt = _insert(conn)(UsageEventRow)
-    columns = [c for c in rows[0] if c != "request_id"]
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["request_id"],
-            set_={c: stmt.excluded[c] for c in columns},
-            where=UsageEventRow.status == "started",
-        ),
-        first,
-    )
+    if rows:
+        # One row per request: PostgreSQL refuses to update a row twice in one statement,
+        # and the first ending written is the one that counts anyway.
+        first = list({r["request_id"]: r for r in reversed(rows)}.values())
+        await _upsert(conn, first, update=True)
 
 
 async def discard_started(conn: AsyncConnection, request_ids: Sequence[str]) -> None:

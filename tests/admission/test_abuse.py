@@ -6,6 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from headrace.admission.abuse import AbuseGuard, AbuseMonitor
 from headrace.config import AbuseSettings
 from headrace.storage import audit, suspensions
@@ -152,3 +156,31 @@ async def test_guard_only_counts_when_suspension_is_off(tmp_path: Path) -> None:
     async with db.session() as session:
         assert await suspensions.active(session) == []
     await db.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.floats(0, 400, allow_nan=False), st.integers(0, 5_000)), max_size=60
+    ),
+    baseline=st.integers(1, 8),
+)
+def test_the_running_total_gives_the_ratio_a_full_recount_gives(
+    steps: list[tuple[float, int]], baseline: int
+) -> None:
+    """The monitor keeps a running sum so that a request's check does not recount every
+    minute of the baseline: it must agree with the recount, however time moves on."""
+    clock = Clock()
+    monitor = AbuseMonitor(
+        _settings(baseline_minutes=baseline, min_baseline_tokens_per_minute=1), clock=clock
+    )
+    for advance, tokens in steps:
+        clock.t += advance
+        monitor.observe_tokens("key", tokens)
+        history = monitor._keys["key"]
+        minute, into = int(clock.t // 60), (clock.t % 60) / 60
+        counts = dict(history.minutes)
+        recent = counts.get(minute, 0) + counts.get(minute - 1, 0) * (1 - into)
+        span = range(minute - 1 - baseline, minute - 1)
+        expected = recent / max(sum(counts.get(m, 0) for m in span) / baseline, 1)
+        assert monitor.spike_ratio("key") == pytest.approx(expected)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 from collections.abc import AsyncIterator
 
@@ -135,6 +136,24 @@ async def test_memory_entries_and_locks_expire() -> None:
     for key in ("x", "y", "z"):  # bounded: the oldest entry goes
         await store.claim(key, "f", "a", 0)
     assert await store.claim("lock", "f", "c", 0) == Claimed("lock", "c")
+
+
+async def test_memory_entries_leave_the_garbage_collectors_sight() -> None:
+    """Thousands of stored responses stay in memory: held as objects, every full collection
+    walked them (a quarter of a proxied request's CPU). Held as plain tuples, the
+    collector stops tracking them once it has seen them."""
+    store = MemoryStore(ttl_s=100, lock_ttl_s=10)
+    recorder = Recorder(max_bytes=1000)
+    recorder.start(200, [("content-type", "application/json")])
+    recorder.body(b'{"ok": true}', more=False)
+    response = recorder.stored()
+    assert response is not None
+    await store.claim("k", "f", "a", 0)
+    await store.complete("k", "a", response, 0)
+    gc.collect()
+    gc.collect()  # a tuple is let go once what it holds has been (one level a collection)
+    assert not any(gc.is_tracked(entry) for entry in store._entries.values())
+    assert await store.claim("k", "f", "b", 1) == Replay(response)
 
 
 async def test_redis_locks_expire() -> None:

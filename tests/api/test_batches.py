@@ -128,6 +128,30 @@ def test_completions_batches_run_too(srv: BatchServer) -> None:
     assert out["response"]["body"]["id"] == f"cmpl-{batch_id}-0"
 
 
+def test_output_files_expire_as_the_batch_asked(srv: BatchServer) -> None:
+    client = srv.client()
+    source = client.files.create(file=jsonl([chat_line("a")]), purpose="batch")
+    policy = {"anchor": "created_at", "seconds": 7200}
+    batch = client.batches.create(
+        input_file_id=source.id, endpoint=CHAT, completion_window="24h",
+        output_expires_after=policy,  # type: ignore[arg-type]
+    )  # fmt: skip
+    srv.settle()
+    done = client.batches.retrieve(batch.id)
+    assert done.status == "completed"
+    assert done.output_file_id is not None
+    output = client.files.retrieve(done.output_file_id)
+    assert output.expires_at == output.created_at + 7200
+    assert source.expires_at is None  # the input keeps its own policy
+    for bad in ({"anchor": "created_at", "seconds": 60}, {"anchor": "x", "seconds": 7200}, {}):
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.batches.create(
+                input_file_id=source.id, endpoint=CHAT, completion_window="24h",
+                output_expires_after=bad,  # type: ignore[arg-type]
+            )  # fmt: skip
+        assert caught.value.body["param"] == "output_expires_after"  # type: ignore[index]
+
+
 def test_a_bad_file_fails_the_batch_with_its_errors(srv: BatchServer) -> None:
     lines = [chat_line("a"), chat_line("a"), chat_line("b") | {"method": "GET"}]
     batch_id = _submit(srv, lines)

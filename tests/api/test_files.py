@@ -3,7 +3,9 @@ the size limit, sealing at rest and project isolation."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +114,58 @@ def test_a_file_over_the_limit_is_413_and_leaves_nothing(srv: BatchServer) -> No
     assert leftovers == []
     exact = client.files.create(file=_upload("ok.bin", b"x" * LIMIT), purpose="batch")
     assert exact.bytes == LIMIT
+
+
+def test_a_file_expires_after_the_seconds_asked_for(srv: BatchServer) -> None:
+    client = srv.client()
+    kept = client.files.create(file=_upload("kept.txt", b"k"), purpose="user_data")
+    assert kept.expires_at is None
+    brief = client.files.create(
+        file=_upload("brief.txt", b"b"),
+        purpose="user_data",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
+    assert brief.expires_at == brief.created_at + 3600
+    assert client.files.retrieve(brief.id).expires_at == brief.expires_at
+
+    files = srv.app.state.headrace.files
+    worker = srv.worker
+    assert worker.loop is not None
+    files._clock = lambda: brief.created_at + 3600.0  # an hour on: expired
+    try:
+        for call in (client.files.retrieve, client.files.content, client.files.delete):
+            with pytest.raises(openai.NotFoundError):
+                call(brief.id)
+        listed = [f.id for f in client.files.list().data]
+        assert brief.id not in listed
+        assert kept.id in listed
+        assert (srv.settings.files_dir / brief.id).exists()  # until the purge runs
+        purged = asyncio.run_coroutine_threadsafe(files.purge_expired(), worker.loop).result(30)
+        assert purged == 1
+        assert not (srv.settings.files_dir / brief.id).exists()
+        assert client.files.retrieve(kept.id).id == kept.id
+    finally:
+        files._clock = time.time
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": "59"},
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": "2592001"},
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": "soon"},
+        {"expires_after[anchor]": "last_active_at", "expires_after[seconds]": "3600"},
+        {"expires_after[seconds]": "3600"},
+    ],
+)
+def test_a_bad_expiry_is_400_and_stores_nothing(srv: BatchServer, fields: dict[str, str]) -> None:
+    before = {f.id for f in srv.client().files.list().data}
+    response = httpx.post(
+        f"{srv.base_url}/v1/files",
+        headers={"Authorization": f"Bearer {srv.keys['default']}"},
+        data={"purpose": "user_data", **fields},
+        files={"file": ("a.txt", b"x")},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "expires_after"
+    assert {f.id for f in srv.client().files.list().data} == before

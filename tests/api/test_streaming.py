@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from headrace.api import sse
+from headrace.api.drain import Drain
 from headrace.errors import HeadraceError, InvalidRequestError
 from headrace.routing.registry import ModelRegistry
 from tests.conftest import Server
@@ -56,11 +57,58 @@ async def test_failure_after_the_stream_started_is_an_error_event() -> None:
         raise RuntimeError("boom")
 
     for source, kind in ((failing(), "invalid_request_error"), (crashing(), "server_error")):
-        chunks = [c async for c in sse.guarded(source)]
-        assert chunks[0] == b"data: {}\n\n"
-        error = orjson.loads(chunks[1].removeprefix(b"data: "))["error"]
+        frames = b"".join([c async for c in sse.guarded(source)]).split(b"\n\n")
+        assert frames[0] == b"data: {}"
+        error = orjson.loads(frames[1].removeprefix(b"data: "))["error"]
         assert error["type"] == kind
-        assert len(chunks) == 2
+        assert frames[2:] == [b""]  # and nothing after it
+
+
+async def test_events_produced_together_leave_in_one_write_in_order() -> None:
+    async def burst() -> AsyncIterator[bytes]:
+        for i in range(5):  # produced without waiting: one read of an upstream's packet
+            yield b"data: %d\n\n" % i
+        await asyncio.sleep(0)
+        yield b"data: 5\n\n"
+
+    writes = [c async for c in sse.guarded(burst(), heartbeat_s=10)]
+    assert b"".join(writes) == b"".join(b"data: %d\n\n" % i for i in range(6))
+    assert writes[0] == b"".join(b"data: %d\n\n" % i for i in range(5))
+
+
+async def test_a_slow_client_holds_the_source_back() -> None:
+    produced = 0
+
+    async def fast() -> AsyncIterator[bytes]:
+        nonlocal produced
+        for _ in range(10 * sse.MAX_BUFFERED):
+            produced += 1
+            yield b"data: x\n\n"
+
+    stream = sse.guarded(fast(), heartbeat_s=10)
+    await anext(stream)  # the client reads once, then stalls
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert produced <= 2 * sse.MAX_BUFFERED
+    await stream.aclose()
+
+
+async def test_a_passed_drain_deadline_ends_the_stream_with_an_error_event() -> None:
+    drain = Drain(timeout_s=0.0)
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"data: x\n\n"
+            await asyncio.sleep(0.001)
+
+    out = b""
+    stream = sse.guarded(endless(), heartbeat_s=10, drain=drain)
+    out += await anext(stream)
+    drain.start()
+    async for chunk in stream:
+        out += chunk
+    last = out.rstrip(b"\n").split(b"\n\n")[-1]
+    assert orjson.loads(last.removeprefix(b"data: "))["error"]["code"] == "server_shutting_down"
 
 
 def test_error_event_carries_the_envelope() -> None:
@@ -99,6 +147,6 @@ async def test_closing_the_stream_closes_the_source() -> None:
             closed.set()
 
     stream = sse.guarded(endless(), heartbeat_s=10)
-    assert await anext(stream) == b"data: x\n\n"
+    assert (await anext(stream)).startswith(b"data: x\n\n")
     await stream.aclose()
     assert closed.is_set()

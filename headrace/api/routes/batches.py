@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 from fastapi import APIRouter, Query
 
 from headrace.api.chat_request import check_metadata
+from headrace.api.file_expiry import expiry_seconds
 from headrace.api.state import AppState, Caller, State
 from headrace.batch.lines import ENDPOINTS
 from headrace.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -50,6 +51,7 @@ async def create_batch(body: CreateBatchRequest, state: State, caller: Caller) -
         )
     if body.metadata is not None:
         check_metadata(body.metadata)
+    output_expiry = expiry_seconds(body.output_expires_after, param="output_expires_after")
     source = await state.files.get(caller.project_id, body.input_file_id)
     if source is None:
         raise NotFoundError(f"No such File object: {body.input_file_id}", param="input_file_id")
@@ -89,6 +91,7 @@ async def create_batch(body: CreateBatchRequest, state: State, caller: Caller) -
             input_tokens=0,
             cached_tokens=0,
             output_tokens=0,
+            output_expires_after_s=output_expiry,
         )
     )
     _wake(state)

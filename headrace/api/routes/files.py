@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
+from headrace.api.file_expiry import expiry_seconds
 from headrace.api.state import Caller, State
 from headrace.errors import InvalidRequestError, NotFoundError
 from headrace.protocol.files import (
@@ -32,7 +33,7 @@ MAX_FILENAME = 255
 
 @router.post(PATH)
 async def upload_file(request: Request, state: State, caller: Caller) -> OpenAIFile:
-    form = await request.form(max_files=1, max_fields=4)
+    form = await request.form(max_files=1, max_fields=6)
     try:
         upload, purpose = form.get("file"), form.get("purpose")
         if not isinstance(upload, UploadFile):
@@ -46,13 +47,19 @@ async def upload_file(request: Request, state: State, caller: Caller) -> OpenAIF
                 + ".",
                 param="purpose",
             )
+        # The SDK sends the policy as `expires_after[anchor]` and `expires_after[seconds]`.
+        policy = {k: form.get(f"expires_after[{k}]") for k in ("anchor", "seconds")}
+        given = any(v is not None for v in policy.values())
+        expires_after = expiry_seconds(policy if given else None, param="expires_after")
+        now = int(time.time())
         stored = await state.files.write(
             caller.project_id,
             filename=(upload.filename or "file")[:MAX_FILENAME],
             purpose=purpose,
             chunks=_chunks(upload),
             max_bytes=state.settings.files.max_bytes,
-            now=int(time.time()),
+            now=now,
+            expires_at=None if expires_after is None else now + expires_after,
         )
     finally:
         await form.close()

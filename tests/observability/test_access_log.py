@@ -1,0 +1,53 @@
+"""The direct access line writes what structlog's chain writes for the same request."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from headrace.config import Settings
+from headrace.observability.access_log import AccessLine
+from headrace.observability.logging import access_fields, log_processors
+from headrace.observability.request import RequestRecord
+
+EMAIL = "carol@example.org"
+
+
+def _record() -> RequestRecord:
+    record = RequestRecord("req_0123456789abcdef", method="POST", path=f"/v1/files/{EMAIL}")
+    record.project_id, record.org_id, record.tier = "proj_1", "org_1", "standard"
+    record.model, record.status, record.rejection = f"model-of-{EMAIL}", 404, "not_found"
+    record.mark("auth")
+    return record
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_the_direct_line_is_the_structlog_line(redact: bool) -> None:
+    record = _record()
+    out = io.StringIO()
+    chain = structlog.wrap_logger(
+        structlog.PrintLogger(file=out), processors=log_processors(redact=redact)
+    )
+    fields = access_fields(record, "ab" * 16)
+    chain.info("request", **dict(fields))
+    direct = io.StringIO()
+    AccessLine(redact=redact, stream=direct).write(dict(fields))
+
+    expected, got = json.loads(out.getvalue()), json.loads(direct.getvalue())
+    assert list(got) == list(expected)  # same keys, same order
+    assert got.pop("timestamp").endswith("Z")
+    assert expected.pop("timestamp").endswith("Z")
+    assert got == expected
+    assert (EMAIL not in direct.getvalue()) is redact
+    assert direct.getvalue().count("\n") == 1
+
+
+def test_settings_choose_the_direct_line_for_json_at_info(tmp_path: Path) -> None:
+    assert AccessLine.for_settings(Settings(data_dir=tmp_path)) is not None
+    assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_level="debug")) is not None
+    assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_level="warning")) is None
+    assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_format="console")) is None
