@@ -19,7 +19,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import orjson
 
 from headrace.config import Settings
 from headrace.errors import ConflictError
+from headrace.ids import random_hex
 
 Clock = Callable[[], float]
 # What a replay carries over from the first response; the request id and timing headers
@@ -156,6 +156,10 @@ class Recorder:
 
 
 class IdempotencyStore(Protocol):
+    #: True when `complete` and `release` never suspend (the store is in this process):
+    #: a cancelled request then finishes its key in place, without a shielded task.
+    settles_in_place: bool
+
     async def claim(self, key: str, fingerprint: str, owner: str, now: float) -> Outcome:
         """Atomically: claim the key for `owner` (lock until `now + lock_ttl_s`) when it
         is free, else say what holds it."""
@@ -185,7 +189,7 @@ class IdempotencyKeys:
         self._clock = clock
 
     async def begin(self, key: str, fingerprint: str) -> Claimed | Replay:
-        owner = secrets.token_hex(8)
+        owner = random_hex(8)
         deadline = time.monotonic() + self._wait_s
         while True:
             outcome = await self.store.claim(key, fingerprint, owner, self._clock())
@@ -203,6 +207,10 @@ class IdempotencyKeys:
                     code="idempotency_key_in_use",
                 )
             await self.store.wait(key, min(left, 1.0))
+
+    @property
+    def settles_in_place(self) -> bool:
+        return self.store.settles_in_place
 
     async def finish(self, claim: Claimed, response: StoredResponse | None) -> None:
         if response is None:
@@ -228,6 +236,8 @@ def _entry(flat: _Flat) -> Entry:
 
 class MemoryStore:
     """Entries in this process: one replica, or tests. Bounded: the oldest go first."""
+
+    settles_in_place = True
 
     def __init__(self, *, ttl_s: float, lock_ttl_s: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl_s

@@ -61,6 +61,8 @@ def _load(raw: bytes | str) -> Entry:
 
 
 class RedisStore:
+    settles_in_place = False  # every settle is a round trip
+
     def __init__(self, redis: Redis, *, ttl_s: float, lock_ttl_s: float) -> None:
         self._redis = redis
         self._ttl_ms = int(ttl_s * 1000)

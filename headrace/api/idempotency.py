@@ -86,8 +86,13 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive, recording)
         finally:
-            # Shielded: a request cancelled by its client still frees (or stores) its key.
-            await asyncio.shield(state.idempotency.finish(claim, recorder.stored()))
+            # A request cancelled by its client still frees (or stores) its key: in place
+            # where finishing never suspends (nothing can cut it short), else shielded.
+            finish = state.idempotency.finish(claim, recorder.stored())
+            if state.idempotency.settles_in_place:
+                await finish
+            else:
+                await asyncio.shield(finish)
 
 
 def _state(scope: Scope) -> AppState | None:

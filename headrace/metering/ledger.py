@@ -133,22 +133,24 @@ class UsageLedger:
             self._committer = asyncio.get_running_loop().create_task(self._commit_begun())
         try:
             async with asyncio.timeout(self._begin_timeout):
-                # Shielded: a client hanging up must not cut a shared commit short.
-                return await asyncio.shield(future)
+                # A client hanging up cancels its own future only: the shared commit runs
+                # on in the committer's task and writes its row all the same.
+                return await future
         except TimeoutError:
             log.warning("usage_begin_slow", request_id=event.request_id)
             return False
 
     async def _commit_begun(self) -> None:
-        """Write started rows until none waits for its commit. They are settled in order
-        (a write settles the oldest, a failure all), so the newest tells."""
-        while self._begun and not self._begun[-1][1].done():
+        """Write started rows until none is queued (a write takes them off the queue; an
+        outage leaves them to the writer and ends this)."""
+        while self._begun:
             async with self._lock:
                 if time.monotonic() < self._failed_until:  # an outage: leave it to the writer
                     self._release_begun()
                     self._wake.set()
                     return
-                await self._write_logged()
+                if not await self._write_logged():
+                    return  # the rows stay queued: the writer retries them
 
     def record(self, event: UsageEvent) -> None:
         """The request's final event, to be written over its started row."""

@@ -13,6 +13,7 @@ path every request takes (docs/benchmarks.md, "Gateway proxying an instant upstr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from datetime import UTC, datetime
@@ -30,9 +31,15 @@ _GENERATED = frozenset({"request_id", "project_id", "org_id", "trace_id"})
 
 
 class AccessLine:
+    """Lines written on the event loop are joined into one write at the end of the loop's
+    turn (a write was a system call per request, 4% of a proxied request's CPU): the
+    requests that finish together leave together, moments later. Off the loop, and at
+    `flush`, they are written at once."""
+
     def __init__(self, *, redact: bool, stream: TextIO | None = None) -> None:
         self._pii = RedactPii() if redact else None
         self._stream = stream  # None: sys.stderr as it is at each write
+        self._pending: list[str] = []
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AccessLine | None:
@@ -51,6 +58,21 @@ class AccessLine:
         fields["event"] = "request"
         fields["level"] = "info"
         fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._pending.append(orjson.dumps(fields).decode())
+        if len(self._pending) > 1:
+            return  # this turn's write is already scheduled
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+        else:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the lines pending, one per line, in one write."""
+        if not self._pending:
+            return
+        lines, self._pending = self._pending, []
         stream = self._stream or sys.stderr
-        stream.write(orjson.dumps(fields).decode() + "\n")
+        stream.write("\n".join(lines) + "\n")
         stream.flush()

@@ -62,6 +62,8 @@ class Telemetry:
             self.log.info("request", **fields)
 
     def close(self) -> None:
-        """Flush spans still batched for the exporter."""
+        """Write access lines still pending; flush spans still batched for the exporter."""
+        if self.access is not None:
+            self.access.flush()
         if self.provider is not None:
             self.provider.shutdown()

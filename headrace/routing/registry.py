@@ -13,7 +13,7 @@ from headrace.engine.embedder import Embedder
 from headrace.engine.interface import Engine
 from headrace.engine.structured import StructuredOutputs
 from headrace.engine.tokenizer import Tokenizer
-from headrace.errors import NotFoundError
+from headrace.errors import InvalidRequestError, NotFoundError
 
 
 @dataclass(slots=True)
@@ -78,7 +78,17 @@ class ModelRegistry:
         return model
 
     def chat(self, name: str) -> ChatModel:
+        """A chat model of this gateway's own (the routes that need its engine, tokenizer
+        or template: the Responses API, tokenize)."""
         model = self.get(name)
+        if isinstance(model, RemoteModel):
+            raise InvalidRequestError(
+                f"The model `{name}` runs on upstream deployments, which this endpoint "
+                "does not reach: use /v1/chat/completions, /v1/completions or "
+                "/v1/embeddings for it.",
+                param="model",
+                code="model_not_supported",
+            )
         if not isinstance(model, ChatModel):
             raise NotFoundError(
                 f"The model `{name}` is an embedding model and cannot generate text.",

@@ -11,15 +11,27 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import httpx
 import openai
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
+from headrace.admission.idempotency import (
+    Claimed,
+    IdempotencyKeys,
+    IdempotencyStore,
+    MemoryStore,
+    fingerprint,
+    scoped_key,
+)
+from headrace.admission.idempotency_redis import RedisStore
 from headrace.admission.limits import Limits
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
+from headrace.api.idempotency import IdempotencyMiddleware
 from headrace.config import Settings
 from headrace.control.keys import create_key
 from headrace.control.limits import set_limits
@@ -265,3 +277,59 @@ def test_embeddings_and_completions_replay(server: Server) -> None:
     )
     assert one.id == two.id
     assert one.choices[0].text == two.choices[0].text
+
+
+@pytest.mark.parametrize("where", ["memory", "redis"])
+async def test_a_cancelled_request_frees_its_key(where: str) -> None:
+    """The client hangs up while the route runs (its task is cancelled): the key is free
+    again for the retry, in place for the in-process store, shielded for Redis."""
+    if where == "redis" and not _reachable("127.0.0.1", 6379):
+        pytest.skip("Redis is not reachable on 6379")
+    store: IdempotencyStore = (
+        MemoryStore(ttl_s=60, lock_ttl_s=60)
+        if where == "memory"
+        else RedisStore.from_url(REDIS_URL, ttl_s=60, lock_ttl_s=60, timeout_s=1.0)
+    )
+    keys = IdempotencyKeys(store, wait_s=0.0)
+    principal = SimpleNamespace(project_id="proj_cancel")
+    state = SimpleNamespace(
+        settings=Settings(),
+        idempotency=keys,
+        auth=SimpleNamespace(authenticate=lambda header: _async(principal)),
+    )
+    running = asyncio.Event()
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        running.set()
+        await asyncio.Event().wait()  # the upstream that never answers
+
+    body = b'{"model": "m"}'
+    key = secrets.token_hex(8)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"idempotency-key", key.encode()), (b"authorization", b"Bearer k")],
+        "app": SimpleNamespace(state=SimpleNamespace(headrace=state)),
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is sent")
+
+    request = asyncio.create_task(IdempotencyMiddleware(route)(scope, receive, send))
+    await running.wait()
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    scoped = scoped_key("proj_cancel", key)
+    retry = await keys.begin(scoped, fingerprint("POST", "/v1/chat/completions", body))
+    assert isinstance(retry, Claimed)
+    await keys.finish(retry, None)
+    await keys.close()
+
+
+async def _async(value: object) -> object:
+    return value

@@ -260,6 +260,10 @@ def test_completions_and_embeddings_are_proxied_too(gateway: Gateway) -> None:
     assert vectors.usage.prompt_tokens == 3
     with pytest.raises(openai.NotFoundError):  # an embedding model does not chat
         gateway.client.chat.completions.create(model="vectors", messages=ASK)
+    with pytest.raises(openai.BadRequestError) as info:  # local models only, said so
+        gateway.client.responses.create(model="big", input="Say hello.")
+    assert info.value.param == "model"
+    assert "/v1/chat/completions" in info.value.message
     events = {e.endpoint: e for e in gateway.usage()}
     assert events["embeddings"].input_tokens == 3
     assert events["completions"].output_tokens == USAGE["completion_tokens"]

@@ -96,6 +96,26 @@ async def test_a_started_row_is_committed_before_begin_returns(database_url: str
     await db.close()
 
 
+async def test_a_begin_cancelled_by_its_client_neither_stalls_nor_loses_the_others(
+    database_url: str,
+) -> None:
+    """The newest waiter hangs up before the group commit runs: the older waiter's row is
+    still committed before its `begin` returns, and so is the cancelled one's."""
+    db = Database(database_url)
+    await db.migrate()
+    ledger = UsageLedger(db, begin_timeout_s=30.0)
+    started = replace(EVENT, status="started", output_tokens=0, output_cost_nanousd=0)
+    first = asyncio.create_task(ledger.begin(replace(started, request_id="chatcmpl-1")))
+    second = asyncio.create_task(ledger.begin(replace(started, request_id="chatcmpl-2")))
+    await asyncio.sleep(0)  # both queued, the commit not yet run
+    second.cancel()
+    assert await first is True
+    assert await _row(db, "chatcmpl-1") is not None
+    assert await _row(db, "chatcmpl-2") is not None
+    await ledger.close()
+    await db.close()
+
+
 async def test_a_request_ended_before_any_work_leaves_no_row(database_url: str) -> None:
     db = Database(database_url)
     await db.migrate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -51,3 +52,25 @@ def test_settings_choose_the_direct_line_for_json_at_info(tmp_path: Path) -> Non
     assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_level="debug")) is not None
     assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_level="warning")) is None
     assert AccessLine.for_settings(Settings(data_dir=tmp_path, log_format="console")) is None
+
+
+async def test_lines_written_in_one_turn_of_the_loop_leave_in_one_write() -> None:
+    writes: list[str] = []
+
+    class Stream(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return super().write(text)
+
+    stream = Stream()
+    line = AccessLine(redact=False, stream=stream)
+    for i in range(3):
+        line.write(access_fields(RequestRecord(f"req_{i}", method="GET", path="/health"), ""))
+    assert writes == []  # not yet: at the end of this turn
+    await asyncio.sleep(0)
+    assert len(writes) == 1
+    ids = [json.loads(text)["request_id"] for text in stream.getvalue().splitlines()]
+    assert ids == ["req_0", "req_1", "req_2"]
+    line.write(access_fields(RequestRecord("req_3", method="GET", path="/health"), ""))
+    line.flush()  # as `Telemetry.close` does at shutdown
+    assert json.loads(stream.getvalue().splitlines()[-1])["request_id"] == "req_3"
