@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp
 
 from headrace import __version__
 from headrace.admission.abuse import AbuseGuard
@@ -65,6 +67,22 @@ from headrace.safety.stored_content import RedactingConversations, RedactingResp
 from headrace.storage.batches import Batches
 from headrace.storage.database import Database
 from headrace.storage.files import Files
+
+
+class _Gateway(FastAPI):
+    """FastAPI with the data plane's first stages (`stages`, outermost first) in front of
+    its own middleware (error pages, its telemetry and body-limit wrappers) rather than
+    inside it: a proxied request passes only through ours, five wrapper calls and their
+    `send` wrappers less (about 2% of a proxied request's CPU in A/B runs). The receive
+    stage answers an error escaping them as FastAPI's error stage would: the 500 envelope."""
+
+    stages: list[Middleware]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(getattr(self, "stages", [])):
+            app = cls(app, *args, **kwargs)
+        return app
 
 
 def create_app(
@@ -170,7 +188,7 @@ def create_app(
             await db.close()
             observed.close()
 
-    app = FastAPI(
+    app = _Gateway(
         title="Headrace",
         version=__version__,
         lifespan=lifespan,
@@ -199,18 +217,20 @@ def create_app(
         app.include_router(module.router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)
-    # Innermost: remote models' generation requests skip the routes (api/proxy_lane.py).
-    app.add_middleware(ProxyLane)
-    # Inside the receive stage: its request id and timing headers are each response's own.
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(
-        ReceiveMiddleware,
-        max_body_bytes=settings.server.max_body_bytes,
-        telemetry=observed,
-        drain=drain,
-        # Room for the multipart framing around the largest file.
-        uploads={files.PATH: settings.files.max_bytes + 64 * 1024},
-    )
+    app.stages = [
+        Middleware(
+            ReceiveMiddleware,
+            max_body_bytes=settings.server.max_body_bytes,
+            telemetry=observed,
+            drain=drain,
+            # Room for the multipart framing around the largest file.
+            uploads={files.PATH: settings.files.max_bytes + 64 * 1024},
+        ),
+        # Inside the receive stage: its request id and timing headers are each response's own.
+        Middleware(IdempotencyMiddleware),
+        # Innermost: remote models' generation requests skip the routes (api/proxy_lane.py).
+        Middleware(ProxyLane),
+    ]
     app.state.drain = drain  # for the server: SIGTERM starts it (cli/serve.py)
     return app
 

@@ -88,7 +88,12 @@ class ReceiveMiddleware:
             await _send_error(send_with_headers, exc)
         else:
             record.mark("receive")
-            await self.app(scope, body_receive, send_with_headers)
+            try:
+                await self.app(scope, body_receive, send_with_headers)
+            except Exception:
+                if not status:  # as FastAPI's error stage answers, for the stages before it
+                    await _send_error(send_with_headers, SERVER_ERROR)
+                raise
         finally:
             route = scope.get("route")
             # The template, not the path: `/v1/models/{model}` is one label, not one per model.
@@ -169,6 +174,9 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
         return await then()  # after the body: wait for the client to go away
 
     return receive
+
+
+SERVER_ERROR = HeadraceError("The server had an error processing your request.")
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
 import pytest
 
-from tests.conftest import Server
+from headrace.admission.secrets import load_or_create_pepper
+from headrace.api.app import create_app
+from headrace.config import Settings
+from headrace.control.keys import create_key
+from headrace.storage.database import Database
+from tests.conftest import Server, serving
+from tests.fakes import FAKE_MODEL, FakeEngine, fake_registry
 
 
 def _post(server: Server, path: str, content: bytes, **headers: str) -> httpx.Response:
@@ -88,3 +97,32 @@ def test_probes(server: Server, path: str, status: str) -> None:
     response = httpx.get(f"{server.base_url}{path}")
     assert response.status_code == 200
     assert response.json()["status"] == status
+
+
+def test_an_error_escaping_the_first_stages_is_the_500_envelope(tmp_path: Path) -> None:
+    """The receive, idempotency and proxy-lane stages run in front of FastAPI's own error
+    stage: a bug in one of them still answers the envelope, and the server goes on."""
+    app = create_app(Settings(data_dir=tmp_path), fake_registry(FakeEngine()))
+    with serving(app) as base_url:
+        state = app.state.headrace
+
+        async def broken(key: str, fingerprint: str) -> None:
+            raise RuntimeError("a bug in the idempotency store")
+
+        state.idempotency.begin = broken
+        key = asyncio.run(_key(tmp_path))
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "k1"}
+        body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        response = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers)
+        error = _assert_envelope(response, 500)
+        assert error["type"] == "server_error"
+        assert response.headers["x-request-id"].startswith("req_")
+        assert httpx.get(f"{base_url}/healthz").status_code == 200
+
+
+async def _key(data_dir: Path) -> str:
+    db = Database(Settings(data_dir=data_dir).effective_database_url)
+    await db.migrate()
+    created = await create_key(db, load_or_create_pepper(data_dir), name="k")
+    await db.close()
+    return created.secret
