@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from headrace.admission.auth import Principal
 from headrace.api import sse
@@ -73,7 +74,7 @@ async def proxy(
     stream = bool(body.get("stream"))
     # Routed before admission: a request refused for overload reserves nothing.
     plan = await route(state, caller, record, name, hints or RouteHints())
-    prompt_tokens = len(model.tokenizer.encode(prompt_text))
+    prompt_tokens = model.tokenizer.count(prompt_text)
     output_cap = model.settings.default_max_tokens if max_tokens is None else max_tokens
     reserved = prompt_tokens + output_cap
     admission = await state.limiter.admit(caller, model=name, tokens=reserved)
@@ -163,11 +164,14 @@ async def proxy_chat(
     affinity: str | None = None,
     batch: bool = False,
     call: InternalCall | None = None,
+    received: dict[str, Any] | None = None,
 ) -> Response:
     """`/v1/chat/completions` of a model on deployments elsewhere; `affinity` is the
-    client's `x-headrace-affinity`, else the conversation's opening names it."""
+    client's `x-headrace-affinity`, else the conversation's opening names it. `received`
+    is the JSON `body` was validated from, forwarded as the client wrote it (the proxy
+    lane has it; rebuilding it from `body` cost 2% of a proxied request)."""
     _check_kind(model, "chat")
-    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    sent = _as_sent(body, received)
     texts = [m.get("content") for m in sent.get("messages", ())]
     prompt_text = "\n".join(t if isinstance(t, str) else orjson.dumps(t).decode() for t in texts)
     return await proxy(
@@ -194,10 +198,11 @@ async def proxy_completion(
     *,
     batch: bool = False,
     call: InternalCall | None = None,
+    received: dict[str, Any] | None = None,
 ) -> Response:
     """`/v1/completions` of a model on deployments elsewhere."""
     _check_kind(model, "chat")
-    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    sent = _as_sent(body, received)
     prompt = sent.get("prompt")
     prompt_text = prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode()
     return await proxy(
@@ -224,10 +229,11 @@ async def proxy_embeddings(
     *,
     batch: bool = False,
     call: InternalCall | None = None,
+    received: dict[str, Any] | None = None,
 ) -> Response:
     """`/v1/embeddings` of a model on deployments elsewhere: input is all it costs."""
     _check_kind(model, "embedding")
-    sent = body.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    sent = _as_sent(body, received)
     inputs = sent.get("input")
     prompt_text = inputs if isinstance(inputs, str) else orjson.dumps(inputs).decode()
     return await proxy(
@@ -243,6 +249,14 @@ async def proxy_embeddings(
         hints=RouteHints(batch=batch),
         call=call,
     )
+
+
+def _as_sent(body: BaseModel, received: dict[str, Any] | None) -> dict[str, Any]:
+    """What goes upstream: the JSON the client sent (validated as `body`), else `body`'s
+    own fields as the client set them."""
+    if received is not None:
+        return received
+    return body.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
 def _measure(meter: Meter, record: RequestRecord, chunk: dict[str, Any]) -> None:

@@ -46,8 +46,19 @@ from headrace.routing.registry import RemoteModel
 
 log = get_logger("headrace.api")
 
+# (state, caller, record, model, validated body, the JSON it was validated from, scope,
+# the batch line behind an in-process request)
 Handler = Callable[
-    [AppState, Principal, RequestRecord, RemoteModel, Any, Scope, InternalCall | None],
+    [
+        AppState,
+        Principal,
+        RequestRecord,
+        RemoteModel,
+        Any,
+        dict[str, Any],
+        Scope,
+        InternalCall | None,
+    ],
     Awaitable[Response],
 ]
 
@@ -61,13 +72,22 @@ async def _chat(
     record: RequestRecord,
     model: RemoteModel,
     body: ChatCompletionRequest,
+    received: dict[str, Any],
     scope: Scope,
     internal: InternalCall | None,
 ) -> Response:
     affinity = _header(scope, _AFFINITY)
     batch = internal is not None or priority(body) > 0
     return await proxy.proxy_chat(
-        state, caller, record, model, body, affinity=affinity, batch=batch, call=internal
+        state,
+        caller,
+        record,
+        model,
+        body,
+        affinity=affinity,
+        batch=batch,
+        call=internal,
+        received=received,
     )
 
 
@@ -81,11 +101,19 @@ def _batch_by_origin(run: Callable[..., Awaitable[Response]]) -> Handler:
         record: RequestRecord,
         model: RemoteModel,
         body: Any,
+        received: dict[str, Any],
         scope: Scope,
         internal: InternalCall | None,
     ) -> Response:
         return await run(
-            state, caller, record, model, body, batch=internal is not None, call=internal
+            state,
+            caller,
+            record,
+            model,
+            body,
+            batch=internal is not None,
+            call=internal,
+            received=received,
         )
 
     return handle
@@ -166,7 +194,7 @@ async def _serve(
         record.mark("validate")
         caller.check_model(model.settings.name)
         record.model = model.settings.name
-        return await lane.handler(state, caller, record, model, body, scope, internal)
+        return await lane.handler(state, caller, record, model, body, parsed, scope, internal)
     except HeadraceError as exc:
         record.rejection = rejection_reason(exc) or record.rejection
         return error_response(exc)

@@ -33,6 +33,10 @@ class Tokenizer:
         """Token ids of `text`; special tokens written in the text are recognised as such."""
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 
+    def count(self, text: str) -> int:
+        """How many tokens `text` is, without building the list of ids."""
+        return len(self._tok.encode(text, add_special_tokens=False))
+
     def decode(self, ids: list[int], *, skip_special_tokens: bool = True) -> str:
         return str(self._tok.decode(ids, skip_special_tokens=skip_special_tokens))
 

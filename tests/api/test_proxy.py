@@ -107,6 +107,24 @@ def test_json_is_proxied_with_our_id_and_the_upstreams_usage(gateway: Gateway) -
     assert gateway.upstreams[served].requests[0]["model"] == f"up-{served}"
 
 
+def test_the_request_goes_upstream_as_the_client_wrote_it(gateway: Gateway) -> None:
+    """Arguments as sent (no defaults added), a message's keys the gateway does not know
+    included (an upstream's own extensions); only the model is the deployment's own."""
+    message = {"role": "user", "content": "Say hello.", "cache_control": {"type": "ephemeral"}}
+    raw = gateway.client.chat.completions.with_raw_response.create(
+        model="big", messages=[message], temperature=0.5, max_tokens=7, extra_body={"seed": 3}
+    )
+    served = raw.headers["x-headrace-deployment"]
+    sent = gateway.upstreams[served].requests[-1]
+    assert sent == {
+        "model": f"up-{served}",
+        "messages": [message],
+        "temperature": 0.5,
+        "max_tokens": 7,
+        "seed": 3,
+    }
+
+
 def test_a_stream_passes_through_and_usage_only_when_asked(gateway: Gateway) -> None:
     chunks = list(gateway.client.chat.completions.create(model="big", messages=ASK, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "".join(WORDS)
