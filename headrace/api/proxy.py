@@ -13,7 +13,7 @@ is dropped again unless the client asked for it too.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ from headrace.api import sse
 from headrace.api.generation_response import Meter, respond
 from headrace.api.internal import InternalCall, response_id
 from headrace.api.moderation import moderate_input
+from headrace.api.privacy import check_input, injection_headers
 from headrace.api.routing import RouteHints, route
 from headrace.api.state import AppState
 from headrace.errors import (
@@ -44,6 +45,7 @@ from headrace.routing.registry import RemoteModel
 from headrace.routing.router import Deployment
 from headrace.routing.upstream import UpstreamError
 from headrace.safety.chunk_guard import guarded_answer, guarded_chunks
+from headrace.safety.placeholders import Masker, restore_answer, restored_chunks
 
 Event = tuple[Deployment, dict[str, Any]]
 
@@ -61,9 +63,13 @@ async def proxy(
     max_tokens: int | None,
     hints: RouteHints | None = None,
     call: InternalCall | None = None,
+    masker: Masker | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Serve `body` (the client's request, validated) from `model`'s deployments; `call` is
-    the batch line behind an in-process request (its response id is the line's own)."""
+    the batch line behind an in-process request (its response id is the line's own);
+    `masker` restores the placeholders PII mode `mask` sent instead of personal data;
+    `headers` go on the response."""
     name = model.settings.name
     if not state.router.permits(name, caller.tier):
         raise NotFoundError(  # as for a model the key may not use: nothing is revealed
@@ -89,13 +95,13 @@ async def proxy(
     sent = dict(body)
     if stream:
         sent["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-    headers = {"traceparent": record.outgoing_traceparent()}
+    outgoing = {"traceparent": record.outgoing_traceparent()}
 
     def open_stream(d: Deployment) -> AsyncIterator[dict[str, Any]]:
         assert d.target is not None  # the router holds upstream deployments only
         if stream:
-            return state.upstream.stream(d.target, path, sent, headers)
-        return _one(state.upstream.complete(d.target, path, sent, headers))
+            return state.upstream.stream(d.target, path, sent, outgoing)
+        return _one(state.upstream.complete(d.target, path, sent, outgoing))
 
     events = _translated(state.router.failover(plan, open_stream))
     head: list[Event] = []
@@ -119,6 +125,8 @@ async def proxy(
         source = upstream_chunks()
         if meter.output_check is not None:  # the project's policy checks output
             source = guarded_chunks(source, meter.output_check)
+        if masker is not None:
+            source = restored_chunks(source, masker)
         async for chunk in source:
             if "usage" in chunk and not wants_usage:
                 if not chunk.get("choices"):
@@ -137,10 +145,12 @@ async def proxy(
         _measure(meter, record, answer)
         if meter.output_check is not None:
             answer = await guarded_answer(answer, meter.output_check)
+        if masker is not None:
+            restore_answer(answer, masker)
         answer["id"], answer["model"] = meter.id, name
         return answer
 
-    response_headers = {"openai-model": name}
+    response_headers = {"openai-model": name, **(headers or {})}
     return await respond(
         state,
         caller,
@@ -172,7 +182,13 @@ async def proxy_chat(
     lane has it; rebuilding it from `body` cost 2% of a proxied request)."""
     _check_kind(model, "chat")
     sent = _as_sent(body, received)
-    texts = [m.get("content") for m in sent.get("messages", ())]
+    # Tool results scored for injection, personal data masked (PII mode `mask`): what the
+    # upstream sees, as for a local model (api/privacy.py).
+    guarded = await check_input(state, caller, record, sent["messages"])
+    record.mark("check_input")
+    if guarded.masker is not None:
+        sent = sent | {"messages": guarded.messages}
+    texts = [m.get("content") for m in sent["messages"]]
     prompt_text = "\n".join(t if isinstance(t, str) else orjson.dumps(t).decode() for t in texts)
     return await proxy(
         state,
@@ -184,8 +200,10 @@ async def proxy_chat(
         body=sent,
         prompt_text=prompt_text,
         max_tokens=body.max_completion_tokens or body.max_tokens,
-        hints=RouteHints(affinity_key(sent.get("messages", ()), affinity), batch),
+        hints=RouteHints(affinity_key(sent["messages"], affinity), batch),
         call=call,
+        masker=guarded.masker,
+        headers=injection_headers(guarded),
     )
 
 

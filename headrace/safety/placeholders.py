@@ -90,10 +90,12 @@ class Restorer:
 
 
 def mask_messages(masker: Masker, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Chat-template messages with their content and earlier tool-call arguments masked."""
+    """Messages with their content and earlier tool-call arguments masked: chat-template
+    messages (text content), or the wire's, whose content may be a list of parts (each
+    text part masked; images and audio go as they are)."""
     out = []
     for msg in messages:
-        masked = msg | {"content": masker.mask(msg.get("content") or "")}
+        masked = msg | {"content": _masked_content(masker, msg.get("content"))}
         if msg.get("tool_calls"):
             masked["tool_calls"] = [
                 call
@@ -105,6 +107,17 @@ def mask_messages(masker: Masker, messages: list[dict[str, Any]]) -> list[dict[s
             ]
         out.append(masked)
     return out
+
+
+def _masked_content(masker: Masker, content: Any) -> Any:
+    if isinstance(content, list):
+        return [
+            part | {"text": masker.mask(part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+    return masker.mask(content or "")
 
 
 async def restore_events(
@@ -121,3 +134,60 @@ async def restore_events(
             yield index, ev
         else:
             yield index, replace(ev, text=restorer.push(ev.text))
+
+
+# Proxied models: their answers arrive as the API's JSON (a chat completion or its chunks).
+
+
+def restore_answer(answer: dict[str, Any], masker: Masker) -> None:
+    """A chat completion's (or completion's) text and tool-call arguments, restored."""
+    for choice in answer.get("choices") or ():
+        if isinstance(choice.get("text"), str):
+            choice["text"] = masker.unmask(choice["text"])
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            message["content"] = masker.unmask(message["content"])
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            if isinstance(function.get("arguments"), str):
+                function["arguments"] = masker.unmask(function["arguments"])
+
+
+async def restored_chunks(
+    chunks: AsyncIterator[dict[str, Any]], masker: Masker
+) -> AsyncIterator[dict[str, Any]]:
+    """Chat completion chunks with placeholders restored: one restorer per choice's text
+    and per tool call's arguments; what they hold comes out in the choice's last chunk
+    (the one with its `finish_reason`)."""
+    restorers: dict[tuple[int, int | None], Restorer] = {}
+    async for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            index = int(choice.get("index") or 0)
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                held = restorers.setdefault((index, None), masker.restorer())
+                delta["content"] = held.push(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") or {}
+                if isinstance(function.get("arguments"), str):
+                    held = restorers.setdefault((index, call.get("index", 0)), masker.restorer())
+                    function["arguments"] = held.push(function["arguments"])
+            if choice.get("finish_reason") is not None:
+                _flush_choice(choice, index, restorers)
+        yield chunk
+
+
+def _flush_choice(
+    choice: dict[str, Any], index: int, restorers: dict[tuple[int, int | None], Restorer]
+) -> None:
+    delta = choice.setdefault("delta", {})
+    for key in [k for k in restorers if k[0] == index]:
+        tail = restorers.pop(key).flush()
+        if not tail:
+            continue
+        if key[1] is None:
+            delta["content"] = (delta.get("content") or "") + tail
+        else:
+            delta.setdefault("tool_calls", []).append(
+                {"index": key[1], "function": {"arguments": tail}}
+            )

@@ -144,10 +144,17 @@ class GuardedInput:
 
 
 def tool_results(messages: list[dict[str, Any]]) -> dict[int, str]:
-    """The texts that came from tools, by message index: what injection scoring reads."""
-    return {
-        i: str(m.get("content") or "") for i, m in enumerate(messages) if m.get("role") == "tool"
-    }
+    """The texts that came from tools, by message index: what injection scoring reads (a
+    content given as parts: its text parts, joined)."""
+    return {i: _text(m.get("content")) for i, m in enumerate(messages) if m.get("role") == "tool"}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return str(content or "")
 
 
 def guard_input(
