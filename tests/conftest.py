@@ -18,10 +18,11 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from headrace.admission.limits import Limits
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.config import Settings
-from headrace.control.keys import create_key
+from headrace.control.keys import CreatedKey, create_key
 from headrace.routing.registry import ModelRegistry, load_registry
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
@@ -103,6 +104,21 @@ class Server:
         )
 
 
+def new_key(settings: Settings, name: str = "k", limits: Limits | None = None) -> CreatedKey:
+    """A fresh API key in `settings`' database (migrated first), for synchronous tests."""
+
+    async def create() -> CreatedKey:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.effective_database_url)
+        await db.migrate()
+        pepper = load_or_create_pepper(settings.data_dir)
+        created = await create_key(db, pepper, name=name, limits=limits)
+        await db.close()
+        return created
+
+    return asyncio.run(create())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -115,14 +131,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, registry: ModelRegistry) ->
     data_dir = tmp_path_factory.mktemp("headrace")
     settings = Settings(data_dir=data_dir, server={"max_body_bytes": 64 * 1024})
 
-    async def first_key() -> str:
-        db = Database(settings.effective_database_url)
-        await db.migrate()
-        created = await create_key(db, load_or_create_pepper(data_dir), name="tests")
-        await db.close()
-        return created.secret
-
-    key = asyncio.run(first_key())
+    key = new_key(settings, name="tests").secret
     with serving(create_app(settings, registry)) as base_url:
         yield Server(base_url, key, settings)
 

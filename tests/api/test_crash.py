@@ -18,11 +18,9 @@ import httpx
 import pytest
 
 from headrace.admission.limits import Limits
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.config import Settings
-from headrace.control.keys import create_key
 from headrace.storage.database import Database
-from tests.conftest import _free_port, _reachable, usage_rows
+from tests.conftest import _free_port, _reachable, new_key, usage_rows
 from tests.gateway_process import LEASE_TTL_S, ROOT, running
 
 MODEL = "headrace-tiny-chat"
@@ -103,16 +101,8 @@ def test_sigkill_during_50_streams(tmp_path: Path, redis: bool) -> None:
         pytest.skip("Redis is not reachable on 127.0.0.1:6379")
     redis_url = REDIS_URL if redis else None
     settings = Settings(data_dir=tmp_path)
-    limits = Limits(max_concurrent_requests=STREAMS)
-
-    async def key() -> tuple[str, str]:
-        db = Database(settings.effective_database_url)
-        await db.migrate()
-        created = await create_key(db, load_or_create_pepper(tmp_path), name="k", limits=limits)
-        await db.close()
-        return created.secret, created.id
-
-    secret, key_id = asyncio.run(key())
+    created = new_key(settings, limits=Limits(max_concurrent_requests=STREAMS))
+    secret, key_id = created.secret, created.id
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     with gateway(tmp_path, port, redis_url) as proc:

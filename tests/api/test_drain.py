@@ -11,12 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.config import Settings
-from headrace.control.keys import create_key
-from headrace.storage.database import Database
 from tests.api.test_crash import ASK, MODEL, gateway
-from tests.conftest import _free_port
+from tests.conftest import _free_port, new_key
 from tests.gateway_process import DRAIN_S
 
 
@@ -40,15 +37,7 @@ async def _both(a: asyncio.Event, b: asyncio.Event) -> None:
 
 def test_sigterm_drains_then_ends_streams_with_an_error_event(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-
-    async def key() -> str:
-        db = Database(settings.effective_database_url)
-        await db.migrate()
-        created = await create_key(db, load_or_create_pepper(tmp_path), name="k")
-        await db.close()
-        return created.secret
-
-    secret = asyncio.run(key())
+    secret = new_key(settings).secret
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     with gateway(tmp_path, port, None) as proc:

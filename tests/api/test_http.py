@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.config import Settings
-from headrace.control.keys import create_key
-from headrace.storage.database import Database
-from tests.conftest import Server, serving
+from tests.conftest import Server, new_key, serving
 from tests.fakes import FAKE_MODEL, FakeEngine, fake_registry
 
 
@@ -110,7 +106,7 @@ def test_an_error_escaping_the_first_stages_is_the_500_envelope(tmp_path: Path) 
             raise RuntimeError("a bug in the idempotency store")
 
         state.idempotency.begin = broken
-        key = asyncio.run(_key(tmp_path))
+        key = new_key(Settings(data_dir=tmp_path)).secret
         headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "k1"}
         body = {"model": FAKE_MODEL, "messages": [{"role": "user", "content": "hi"}]}
         response = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers)
@@ -118,11 +114,3 @@ def test_an_error_escaping_the_first_stages_is_the_500_envelope(tmp_path: Path) 
         assert error["type"] == "server_error"
         assert response.headers["x-request-id"].startswith("req_")
         assert httpx.get(f"{base_url}/healthz").status_code == 200
-
-
-async def _key(data_dir: Path) -> str:
-    db = Database(Settings(data_dir=data_dir).effective_database_url)
-    await db.migrate()
-    created = await create_key(db, load_or_create_pepper(data_dir), name="k")
-    await db.close()
-    return created.secret

@@ -3,19 +3,15 @@ batch work first."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.config import Settings
-from headrace.control.keys import create_key
-from headrace.storage.database import Database
-from tests.conftest import serving
+from tests.conftest import new_key, serving
 from tests.fakes import FakeEngine, fake_registry
 
 MODEL = "headrace-tiny-chat"
@@ -25,15 +21,7 @@ ASK = [{"role": "user", "content": "Hi"}]
 @pytest.fixture
 def loaded(tmp_path: Path) -> Iterator[tuple[openai.OpenAI, FakeEngine]]:
     settings = Settings(data_dir=tmp_path)
-
-    async def key() -> str:
-        db = Database(settings.effective_database_url)
-        await db.migrate()
-        created = await create_key(db, load_or_create_pepper(tmp_path), name="k")
-        await db.close()
-        return created.secret
-
-    secret = asyncio.run(key())
+    secret = new_key(settings).secret
     engine = FakeEngine()
     with serving(create_app(settings, fake_registry(engine, max_waiting=4))) as base:
         yield openai.OpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0), engine

@@ -19,14 +19,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.config import Settings
-from headrace.control.keys import create_key, create_project_key
+from headrace.control.keys import create_project_key
 from headrace.control.tenants import create_org, create_project
 from headrace.observability.metrics import Metrics
 from headrace.observability.telemetry import Telemetry
 from headrace.observability.tracing import tracer_provider
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
-from tests.conftest import serving, usage_rows
+from tests.conftest import new_key, serving, usage_rows
 from tests.fake_upstream import USAGE, WORDS, FakeUpstream
 
 ASK = [{"role": "user", "content": "Say hello."}]
@@ -79,14 +79,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
             routing={"retry_base_s": 0.0, "breaker_failures": 2, "breaker_cooldown_s": 60},
         )  # fmt: skip
 
-        async def key() -> str:
-            db = Database(settings.effective_database_url)
-            await db.migrate()
-            created = await create_key(db, load_or_create_pepper(tmp_path), name="k")
-            await db.close()
-            return created.secret
-
-        secret = asyncio.run(key())
+        secret = new_key(settings).secret
         spans = InMemorySpanExporter()
         telemetry = Telemetry(Metrics(), tracer_provider(settings.tracing, spans))
         base = stack.enter_context(serving(create_app(settings, telemetry=telemetry)))

@@ -4,7 +4,6 @@ placeholders split across chunks included), and injected tool results blocked.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,9 @@ from typing import Any
 import openai
 import pytest
 
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.config import Settings
-from headrace.control.keys import create_key
-from headrace.storage.database import Database
-from tests.conftest import serving
+from tests.conftest import new_key, serving
 from tests.fake_upstream import FakeUpstream
 
 EMAIL = "alice.liddell@example.com"
@@ -44,15 +40,7 @@ def masked(tmp_path: Path) -> Iterator[Masked]:
             models=[{"name": "far", "deployments": [{"name": "u", "url": f"{up_url}/v1"}]}],
             privacy={"pii_mode": "mask", "injection_action": "block"},
         )
-
-        async def key() -> str:
-            db = Database(settings.effective_database_url)
-            await db.migrate()
-            created = await create_key(db, load_or_create_pepper(tmp_path), name="k")
-            await db.close()
-            return created.secret
-
-        secret = asyncio.run(key())
+        secret = new_key(settings).secret
         with serving(create_app(settings)) as base:
             client = openai.OpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0)
             yield Masked(client, upstream)

@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.cli.main import app as cli
 from headrace.config import Settings
-from headrace.control.keys import create_key
-from headrace.storage.database import Database
-from tests.conftest import serving
+from tests.conftest import new_key, serving
 from tests.fakes import FakeEngine, fake_registry
-
-
-async def _key(settings: Settings) -> str:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
-    await db.migrate()
-    created = await create_key(db, load_or_create_pepper(settings.data_dir), name="bench")
-    await db.close()
-    return created.secret
 
 
 def test_bench_serve_reports_latencies(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
-    key = asyncio.run(_key(settings))
+    key = new_key(settings, name="bench").secret
     app = create_app(settings, fake_registry(FakeEngine(reply_tokens=4)))
     out, png = tmp_path / "bench.json", tmp_path / "bench.png"
     with serving(app) as base_url:
