@@ -4,7 +4,7 @@ A model this small did not learn to copy from the chat corpus alone in the time 
 CPU gives it (docs/models.md: runs 1-4): copying needs an induction head, a circuit that
 finds the earlier occurrence of the current token and predicts what followed it. On
 random sequences repeated, nothing but that circuit lowers the loss (it formed by step 800
-of run 5, but not in runs 6 and 7: docs/models.md); `train.py --induction-steps` starts a
+of run 5, but not in runs 6 to 8: docs/models.md); `train.py --induction-steps` starts a
 run with such batches so that the chat
 tasks that copy (spelling, repeating, remembering, JSON values, tool arguments, operands)
 find it there, and `--induction-every` keeps a few of them in the mix afterwards.
