@@ -45,7 +45,12 @@ from headrace.routing.registry import RemoteModel
 from headrace.routing.router import Deployment
 from headrace.routing.upstream import UpstreamError
 from headrace.safety.chunk_guard import guarded_answer, guarded_chunks
-from headrace.safety.placeholders import Masker, restore_answer, restored_chunks
+from headrace.safety.placeholders import (
+    Masker,
+    mask_prompt,
+    restore_answer,
+    restored_chunks,
+)
 
 Event = tuple[Deployment, dict[str, Any]]
 
@@ -221,6 +226,9 @@ async def proxy_completion(
     """`/v1/completions` of a model on deployments elsewhere."""
     _check_kind(model, "chat")
     sent = _as_sent(body, received)
+    masker = await _masker(state, caller)
+    if masker is not None:
+        sent = sent | {"prompt": mask_prompt(masker, sent.get("prompt"))}
     prompt = sent.get("prompt")
     prompt_text = prompt if isinstance(prompt, str) else orjson.dumps(prompt).decode()
     return await proxy(
@@ -235,6 +243,7 @@ async def proxy_completion(
         max_tokens=body.max_tokens,
         hints=RouteHints(batch=batch),
         call=call,
+        masker=masker,
     )
 
 
@@ -267,6 +276,12 @@ async def proxy_embeddings(
         hints=RouteHints(batch=batch),
         call=call,
     )
+
+
+async def _masker(state: AppState, caller: Principal) -> Masker | None:
+    """The request's masker when the caller's project is in PII mode `mask`."""
+    policy = await state.privacy.for_project(caller.project_id)
+    return Masker(policy.kinds) if policy.pii_mode == "mask" else None
 
 
 def _as_sent(body: BaseModel, received: dict[str, Any] | None) -> dict[str, Any]:

@@ -109,6 +109,16 @@ def mask_messages(masker: Masker, messages: list[dict[str, Any]]) -> list[dict[s
     return out
 
 
+def mask_prompt(masker: Masker, prompt: Any) -> Any:
+    """A legacy completion's prompt masked: a string, or each string of a list (token ids
+    are sent as they are: they cannot be read without the model's tokenizer)."""
+    if isinstance(prompt, str):
+        return masker.mask(prompt)
+    if isinstance(prompt, list):
+        return [masker.mask(p) if isinstance(p, str) else p for p in prompt]
+    return prompt
+
+
 def _masked_content(masker: Masker, content: Any) -> Any:
     if isinstance(content, list):
         return [
@@ -156,13 +166,16 @@ def restore_answer(answer: dict[str, Any], masker: Masker) -> None:
 async def restored_chunks(
     chunks: AsyncIterator[dict[str, Any]], masker: Masker
 ) -> AsyncIterator[dict[str, Any]]:
-    """Chat completion chunks with placeholders restored: one restorer per choice's text
-    and per tool call's arguments; what they hold comes out in the choice's last chunk
-    (the one with its `finish_reason`)."""
+    """Chat completion (or completion) chunks with placeholders restored: one restorer per
+    choice's text and per tool call's arguments; what they hold comes out in the choice's
+    last chunk (the one with its `finish_reason`)."""
     restorers: dict[tuple[int, int | None], Restorer] = {}
     async for chunk in chunks:
         for choice in chunk.get("choices") or ():
             index = int(choice.get("index") or 0)
+            if isinstance(choice.get("text"), str):  # a completion's chunk
+                held = restorers.setdefault((index, None), masker.restorer())
+                choice["text"] = held.push(choice["text"])
             delta = choice.get("delta") or {}
             if isinstance(delta.get("content"), str):
                 held = restorers.setdefault((index, None), masker.restorer())
@@ -180,11 +193,14 @@ async def restored_chunks(
 def _flush_choice(
     choice: dict[str, Any], index: int, restorers: dict[tuple[int, int | None], Restorer]
 ) -> None:
-    delta = choice.setdefault("delta", {})
     for key in [k for k in restorers if k[0] == index]:
         tail = restorers.pop(key).flush()
         if not tail:
             continue
+        if isinstance(choice.get("text"), str):
+            choice["text"] += tail
+            continue
+        delta = choice.setdefault("delta", {})
         if key[1] is None:
             delta["content"] = (delta.get("content") or "") + tail
         else:

@@ -516,3 +516,19 @@ def test_store_mode_redacts_stored_responses_but_not_the_answer(env: Env) -> Non
         assert EMAIL not in inputs.model_dump_json()
     finally:
         env.admin.delete(f"/projects/{env.projects['plain']}/privacy-policy")
+
+
+def test_mask_mode_covers_legacy_completions(env: Env) -> None:
+    env.set_policy("masked", pii_mode="mask")
+    env.engine.reply = ["Sent to <EMA", "IL_1>."]
+    out = env.client("masked").completions.create(
+        model=MODEL, prompt=f"Mail {EMAIL} now.", echo=True
+    )
+    assert EMAIL not in env.last_prompt()
+    assert "<EMAIL_1>" in env.last_prompt()
+    # The echo is the caller's own prompt; the answer comes back restored.
+    assert out.choices[0].text == f"Mail {EMAIL} now.Sent to {EMAIL}."
+    stream = env.client("masked").completions.create(
+        model=MODEL, prompt=[f"Mail {EMAIL}"], stream=True
+    )
+    assert "".join(c.choices[0].text for c in stream if c.choices) == f"Sent to {EMAIL}."

@@ -93,3 +93,11 @@ def test_an_injected_tool_result_is_blocked_before_it_leaves(masked: Masked) -> 
     assert caught.value.code == "content_policy_violation"
     assert caught.value.param == "messages[2].content"
     assert masked.upstream.requests == []
+
+
+def test_a_proxied_completion_prompt_is_masked_and_its_text_restored(masked: Masked) -> None:
+    masked.upstream.words = ["Sent to ", "<EMAIL_1>", "."]
+    out = masked.client.completions.create(model="far", prompt=f"Mail {EMAIL}")
+    assert out.choices[0].text == f"Sent to {EMAIL}."
+    assert masked.upstream.requests[-1]["prompt"] == "Mail <EMAIL_1>"
+    assert EMAIL not in masked.sent()

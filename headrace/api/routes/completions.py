@@ -22,6 +22,7 @@ from headrace.context.prompt import fit_output_budget
 from headrace.engine.interface import (
     Engine,
     Finished,
+    GenerationEvent,
     GenerationRequest,
     SamplingParams,
     TextDelta,
@@ -37,6 +38,7 @@ from headrace.protocol.completions import (
     CompletionLogprobs,
     CompletionRequest,
 )
+from headrace.safety.placeholders import Masker, mask_prompt, restore_events
 
 router = APIRouter(tags=["completions"])
 _FINISH_REASONS: dict[str, FinishReason] = {"length": "length", "content_filter": "content_filter"}
@@ -59,7 +61,11 @@ async def create_completion(
     record.model = body.model  # only now: a label must name a model we serve
     shed_load(model, record, batch=internal is not None)
     record.mark("route")
-    prompts = _prompts(body.prompt, model.tokenizer)
+    policy = await state.privacy.for_project(caller.project_id)
+    masker = Masker(policy.kinds) if policy.pii_mode == "mask" else None
+    prompts = _prompts(
+        body.prompt if masker is None else mask_prompt(masker, body.prompt), model.tokenizer
+    )
     n = body.n or 1
     completion_id = response_id("cmpl", internal)
     requests: list[GenerationRequest] = []
@@ -82,6 +88,8 @@ async def create_completion(
     admission = await state.limiter.admit(caller, model=body.model, tokens=reserved)
     record.mark("admission")
     echoes = [model.tokenizer.decode(list(ids)) if body.echo else "" for ids in prompts]
+    if masker is not None:  # the caller's own prompt, as they wrote it
+        echoes = [masker.unmask(echo) for echo in echoes]
     run = _Run(
         completion_id,
         body.model,
@@ -90,6 +98,7 @@ async def create_completion(
         body=body,
         echoes=echoes,
         n=n,
+        masker=masker,
     )
     run.prompt_tokens = sum(len(ids) for ids in prompts)
     run.record = record
@@ -198,13 +207,18 @@ class _Run(Meter):
     body: CompletionRequest
     echoes: list[str]
     n: int
+    masker: Masker | None = None  # PII mode `mask`: placeholders restored in the output
+
+    def _events(
+        self, engine: Engine, requests: list[GenerationRequest]
+    ) -> AsyncIterator[tuple[int, GenerationEvent]]:
+        events = self.checked(merged_events(engine, requests), engine, requests)
+        return events if self.masker is None else restore_events(events, self.masker)
 
     async def complete(self, engine: Engine, requests: list[GenerationRequest]) -> Completion:
         choices = [_Choice() for _ in requests]
         self.engaged = True
-        async for index, ev in timed(
-            self.checked(merged_events(engine, requests), engine, requests), self.record
-        ):
+        async for index, ev in timed(self._events(engine, requests), self.record):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)
@@ -240,9 +254,7 @@ class _Run(Meter):
                         CompletionChoice(text=self.echoes[i // self.n], index=i, finish_reason=None)
                     )
                 )
-        async for index, ev in timed(
-            self.checked(merged_events(engine, requests), engine, requests), self.record
-        ):
+        async for index, ev in timed(self._events(engine, requests), self.record):
             c = choices[index]
             if isinstance(ev, Finished):
                 self._finish(c, ev)
