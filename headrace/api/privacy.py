@@ -16,6 +16,7 @@ from headrace.admission.auth import Principal
 from headrace.api.state import AppState
 from headrace.errors import InvalidRequestError
 from headrace.observability.request import RequestRecord
+from headrace.safety.placeholders import Masker
 from headrace.safety.privacy import GuardedInput, guard_input, tool_results
 
 INJECTION_SCORE_HEADER = "x-headrace-injection-score"
@@ -41,6 +42,12 @@ async def check_input(
             code="content_policy_violation",
         )
     return guarded
+
+
+async def pii_masker(state: AppState, caller: Principal) -> Masker | None:
+    """The request's masker when the caller's project is in PII mode `mask`: for prompts
+    that are not messages (the legacy completions), which `check_input` does not see."""
+    return (await state.privacy.for_project(caller.project_id)).masker()
 
 
 def injection_headers(guarded: GuardedInput) -> dict[str, str]:

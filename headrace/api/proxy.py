@@ -25,7 +25,7 @@ from headrace.api import sse
 from headrace.api.generation_response import Meter, respond
 from headrace.api.internal import InternalCall, response_id
 from headrace.api.moderation import moderate_input
-from headrace.api.privacy import check_input, injection_headers
+from headrace.api.privacy import check_input, injection_headers, pii_masker
 from headrace.api.routing import RouteHints, route
 from headrace.api.state import AppState
 from headrace.errors import (
@@ -226,7 +226,7 @@ async def proxy_completion(
     """`/v1/completions` of a model on deployments elsewhere."""
     _check_kind(model, "chat")
     sent = _as_sent(body, received)
-    masker = await _masker(state, caller)
+    masker = await pii_masker(state, caller)
     if masker is not None:
         sent = sent | {"prompt": mask_prompt(masker, sent.get("prompt"))}
     prompt = sent.get("prompt")
@@ -276,12 +276,6 @@ async def proxy_embeddings(
         hints=RouteHints(batch=batch),
         call=call,
     )
-
-
-async def _masker(state: AppState, caller: Principal) -> Masker | None:
-    """The request's masker when the caller's project is in PII mode `mask`."""
-    policy = await state.privacy.for_project(caller.project_id)
-    return Masker(policy.kinds) if policy.pii_mode == "mask" else None
 
 
 def _as_sent(body: BaseModel, received: dict[str, Any] | None) -> dict[str, Any]:

@@ -62,6 +62,10 @@ class PrivacyPolicy:
     def kinds(self) -> frozenset[PiiKind] | None:
         return None if self.pii_kinds is None else frozenset(self.pii_kinds)
 
+    def masker(self) -> Masker | None:
+        """A request's masker in PII mode `mask` (its kinds), else None."""
+        return Masker(self.kinds) if self.pii_mode == "mask" else None
+
 
 def checked_policy(
     *,
@@ -176,7 +180,7 @@ def guard_input(
     verdict: Literal["", "flagged", "blocked"] = ""
     if report is not None and report.flagged(policy.injection_threshold):
         verdict = "blocked" if policy.injection_action == "block" else "flagged"
-    masker = Masker(policy.kinds) if policy.pii_mode == "mask" else None
+    masker = policy.masker()
     if masker is not None:
         messages = mask_messages(masker, messages)
     return GuardedInput(messages, masker, report, verdict, suspect)

@@ -16,6 +16,7 @@ from headrace.api.generation_response import Meter, respond
 from headrace.api.internal import response_id
 from headrace.api.load import shed_load
 from headrace.api.moderation import moderate_input
+from headrace.api.privacy import pii_masker
 from headrace.api.proxy import proxy_completion
 from headrace.api.state import Caller, Internal, Record, State
 from headrace.context.prompt import fit_output_budget
@@ -61,8 +62,7 @@ async def create_completion(
     record.model = body.model  # only now: a label must name a model we serve
     shed_load(model, record, batch=internal is not None)
     record.mark("route")
-    policy = await state.privacy.for_project(caller.project_id)
-    masker = Masker(policy.kinds) if policy.pii_mode == "mask" else None
+    masker = await pii_masker(state, caller)
     prompts = _prompts(
         body.prompt if masker is None else mask_prompt(masker, body.prompt), model.tokenizer
     )
