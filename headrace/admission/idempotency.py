@@ -157,7 +157,7 @@ class Recorder:
 
 class IdempotencyStore(Protocol):
     #: True when `complete` and `release` never suspend (the store is in this process):
-    #: a cancelled request then finishes its key in place, without a shielded task.
+    #: `IdempotencyKeys.finish` then settles a cancelled request's key without a task.
     settles_in_place: bool
 
     async def claim(self, key: str, fingerprint: str, owner: str, now: float) -> Outcome:
@@ -208,15 +208,18 @@ class IdempotencyKeys:
                 )
             await self.store.wait(key, min(left, 1.0))
 
-    @property
-    def settles_in_place(self) -> bool:
-        return self.store.settles_in_place
-
     async def finish(self, claim: Claimed, response: StoredResponse | None) -> None:
-        if response is None:
-            await self.store.release(claim.key, claim.owner)
+        """Store `response` (None: free the key), even for a request being cancelled: in
+        place where the store never suspends (nothing can cut it short), else shielded."""
+        settle = (
+            self.store.release(claim.key, claim.owner)
+            if response is None
+            else self.store.complete(claim.key, claim.owner, response, self._clock())
+        )
+        if self.store.settles_in_place:
+            await settle
         else:
-            await self.store.complete(claim.key, claim.owner, response, self._clock())
+            await asyncio.shield(settle)
 
     async def close(self) -> None:
         await self.store.close()

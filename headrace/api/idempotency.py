@@ -8,8 +8,6 @@ whose key does not authenticate (the route then answers 401), passes straight th
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,13 +84,8 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, receive, recording)
         finally:
-            # A request cancelled by its client still frees (or stores) its key: in place
-            # where finishing never suspends (nothing can cut it short), else shielded.
-            finish = state.idempotency.finish(claim, recorder.stored())
-            if state.idempotency.settles_in_place:
-                await finish
-            else:
-                await asyncio.shield(finish)
+            # A request cancelled by its client still frees (or stores) its key.
+            await state.idempotency.finish(claim, recorder.stored())
 
 
 def _state(scope: Scope) -> AppState | None:
