@@ -116,3 +116,8 @@ class ServiceUnavailableError(HeadraceError):
     status_code = 503
     error_type = "server_error"
     default_code = "service_unavailable"
+
+
+def unexpected_error() -> HeadraceError:
+    """What a client is told of a bug (the details go to the log, never to the client)."""
+    return HeadraceError("The server had an error processing your request.")

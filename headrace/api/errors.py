@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headrace.api.responses import json_response
 from headrace.engine.interface import EngineError, RequestRejected
-from headrace.errors import HeadraceError, InvalidRequestError, NotFoundError
+from headrace.errors import HeadraceError, InvalidRequestError, NotFoundError, unexpected_error
 from headrace.observability.logging import get_logger
 from headrace.observability.metrics import rejection_reason
 
@@ -86,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path)
-        return error_response(HeadraceError("The server had an error processing your request."))
+        return error_response(unexpected_error())
 
     async def on_engine(request: Request, exc: Exception) -> Response:
         # Handled here rather than by the catch-all, which Starlette re-raises after

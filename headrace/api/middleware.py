@@ -15,7 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headrace.api.drain import Drain
 from headrace.api.sse import SHUTTING_DOWN
-from headrace.errors import HeadraceError, PayloadTooLargeError, ServiceUnavailableError
+from headrace.errors import (
+    HeadraceError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    unexpected_error,
+)
 from headrace.ids import random_hex
 from headrace.observability.request import RequestRecord
 from headrace.observability.telemetry import Telemetry
@@ -92,7 +97,7 @@ class ReceiveMiddleware:
                 await self.app(scope, body_receive, send_with_headers)
             except Exception:
                 if not status:  # as FastAPI's error stage answers, for the stages before it
-                    await _send_error(send_with_headers, SERVER_ERROR)
+                    await _send_error(send_with_headers, unexpected_error())
                 raise
         finally:
             route = scope.get("route")
@@ -174,9 +179,6 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
         return await then()  # after the body: wait for the client to go away
 
     return receive
-
-
-SERVER_ERROR = HeadraceError("The server had an error processing your request.")
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

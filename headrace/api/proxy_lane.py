@@ -34,7 +34,7 @@ from headrace.api.internal import SCOPE_KEY, InternalCall
 from headrace.api.middleware import read_body
 from headrace.api.routes.completions import refuse_unsupported_completion
 from headrace.api.state import AppState
-from headrace.errors import HeadraceError
+from headrace.errors import HeadraceError, unexpected_error
 from headrace.observability.logging import get_logger
 from headrace.observability.metrics import rejection_reason
 from headrace.observability.request import RequestRecord
@@ -203,7 +203,7 @@ async def _serve(
         return error_response(validation_error(RequestValidationError(exc.errors())))
     except Exception:
         log.exception("unhandled_error", path=scope["path"])
-        return error_response(HeadraceError("The server had an error processing your request."))
+        return error_response(unexpected_error())
 
 
 async def _authenticate(
