@@ -291,11 +291,12 @@ async def test_a_cancelled_request_frees_its_key(where: str) -> None:
         else RedisStore.from_url(REDIS_URL, ttl_s=60, lock_ttl_s=60, timeout_s=1.0)
     )
     keys = IdempotencyKeys(store, wait_s=0.0)
-    principal = SimpleNamespace(project_id="proj_cancel")
+
+    async def authenticate(header: str | None) -> object:
+        return SimpleNamespace(project_id="proj_cancel")
+
     state = SimpleNamespace(
-        settings=Settings(),
-        idempotency=keys,
-        auth=SimpleNamespace(authenticate=lambda header: _async(principal)),
+        settings=Settings(), idempotency=keys, auth=SimpleNamespace(authenticate=authenticate)
     )
     running = asyncio.Event()
 
@@ -329,7 +330,3 @@ async def test_a_cancelled_request_frees_its_key(where: str) -> None:
     assert isinstance(retry, Claimed)
     await keys.finish(retry, None)
     await keys.close()
-
-
-async def _async(value: object) -> object:
-    return value
