@@ -26,6 +26,7 @@ class ModelShape:
     num_heads: int = 8
     num_kv_heads: int = 2  # grouped-query attention: 4 query heads share a KV head
     max_position_embeddings: int = 2048  # serving context window
+    rope_theta: float = 10000.0
 
 
 def build_config(shape: ModelShape) -> LlamaConfig:
@@ -40,7 +41,7 @@ def build_config(shape: ModelShape) -> LlamaConfig:
         max_position_embeddings=shape.max_position_embeddings,
         hidden_act="silu",
         rms_norm_eps=1e-5,
-        rope_theta=10000.0,
+        rope_theta=shape.rope_theta,
         tie_word_embeddings=True,
         initializer_range=0.02,
         attention_bias=False,

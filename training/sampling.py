@@ -31,6 +31,22 @@ def _in_split(key: str, split: Split) -> bool:
     return _heldout(key) == (split == "eval")
 
 
+#: Share of the names and cities drawn for the train split that are made up
+#: (:func:`pick_entity`). A closed list of real ones, seen thousands of times each, let
+#: the model recall a likely entity instead of copying the one in the conversation
+#: (`Weather in Naples?` -> `get_weather(city="Nairobi")`, docs/models.md); with made-up
+#: ones in the mix, only copying gets them right. The eval split keeps real ones.
+INVENTED_SHARE = 0.5
+
+
+def pick_entity(rng: random.Random, items: tuple[str, ...], split: Split) -> str:
+    """A name or city for ``split``: from ``items`` (held-out split respected) or, for
+    the train split, a made-up capitalised word ``INVENTED_SHARE`` of the time."""
+    if split == "train" and rng.random() < INVENTED_SHARE:
+        return _pseudo_word(rng).capitalize()
+    return pick(rng, items, split)
+
+
 def pick(rng: random.Random, items: tuple[str, ...] | list[str], split: Split) -> str:
     """A random item whose held-out status matches ``split``."""
     while True:

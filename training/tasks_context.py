@@ -10,7 +10,7 @@ import random
 from typing import Any
 
 from training.chat import Exchange, Split
-from training.sampling import assistant, draw_pair, draw_word, pick, user, vary
+from training.sampling import assistant, draw_pair, draw_word, pick_entity, user, vary
 from training.tables import (
     CAPITALS,
     CITIES,
@@ -135,7 +135,7 @@ def repeat(rng: random.Random, split: Split) -> Exchange:
 def memory(rng: random.Random, split: Split) -> Exchange:
     kind = rng.choice(("name", "colour", "city", "number", "pet"))
     if kind == "name":
-        name = pick(rng, NAMES, split)
+        name = pick_entity(rng, NAMES, split)
         state = (
             rng.choice(("My name is {v}.", "I am {v}.", "Hi, I'm {v}.", "Call me {v}.")).format(
                 v=name
@@ -171,7 +171,7 @@ def memory(rng: random.Random, split: Split) -> Exchange:
             f"Your favourite colour is {colour}.",
         )
     elif kind == "city":
-        city = pick(rng, CITIES, split)
+        city = pick_entity(rng, CITIES, split)
         state = (
             rng.choice(("I live in {v}.", "I'm from {v}.", "My home town is {v}.")).format(v=city),
             f"{city} sounds like a nice place!",
@@ -203,7 +203,7 @@ def memory(rng: random.Random, split: Split) -> Exchange:
             f"The number is {number}.",
         )
     else:
-        name = pick(rng, NAMES, split)
+        name = pick_entity(rng, NAMES, split)
         animal = rng.choice(("dog", "cat", "rabbit", "parrot", "horse"))
         state = (f"My {animal} is called {name}.", f"{name} is a great name for a {animal}!")
         ask = (
@@ -221,7 +221,7 @@ def memory(rng: random.Random, split: Split) -> Exchange:
 def json_task(rng: random.Random, split: Split) -> Exchange:
     kind = rng.choice(("person", "capital", "city", "word", "list"))
     if kind == "person":
-        name, age = pick(rng, NAMES, split), rng.randint(1, 99)
+        name, age = pick_entity(rng, NAMES, split), rng.randint(1, 99)
         q = rng.choice(
             (
                 "Give me a JSON object with name {n} and age {a}.",
@@ -242,7 +242,7 @@ def json_task(rng: random.Random, split: Split) -> Exchange:
         ).format(c=country)
         obj = {"country": country, "capital": CAPITALS[country]}
     elif kind == "city":
-        city, temp = pick(rng, CITIES, split), rng.randint(-10, 35)
+        city, temp = pick_entity(rng, CITIES, split), rng.randint(-10, 35)
         q = rng.choice(
             (
                 "Return a JSON object with city {c} and temperature {t}.",

@@ -7,7 +7,7 @@ import random
 from typing import Any
 
 from training.chat import Conversation, Exchange, Split, assemble
-from training.sampling import assistant, pick, user, vary
+from training.sampling import assistant, pick_entity, user, vary
 from training.tables import CITIES, NAMES
 from training.tasks import arithmetic, small_talk, string_task
 from training.tasks_context import facts
@@ -95,7 +95,7 @@ def _tool_request(
 ) -> tuple[str, dict[str, Any], dict[str, Any], str]:
     """User question, call arguments, tool result and final answer for tool ``name``."""
     if name == "get_weather":
-        city = pick(rng, CITIES, split)
+        city = pick_entity(rng, CITIES, split)
         temp, sky = rng.randint(-10, 35), rng.choice(WEATHER)
         q = rng.choice(
             (
@@ -113,7 +113,7 @@ def _tool_request(
             f"It is {sky} and {temp} degrees in {city}.",
         )
     if name == "get_time":
-        city = pick(rng, CITIES, split)
+        city = pick_entity(rng, CITIES, split)
         time = f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}"
         q = rng.choice(
             ("What time is it in {c}?", "What's the local time in {c}?", "Tell me the time in {c}.")
@@ -149,7 +149,7 @@ def _tool_request(
             f"{symbol} is trading at {price}.",
         )
     if name == "send_email":
-        person = pick(rng, NAMES, split)
+        person = pick_entity(rng, NAMES, split)
         address = f"{person.lower()}@example.com"
         subject = rng.choice(
             (

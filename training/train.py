@@ -26,7 +26,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 from tokenizers import Tokenizer
 
-from training import corpus, data, induction
+from training import corpus, data, induction, wiring
 from training import tokenizer as tokenizer_lib
 from training.model import PAD_ID, ModelShape, build_model, save_checkpoint
 
@@ -89,6 +89,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--induction-every", type=int, default=0, help="then one such batch every N steps"
     )
+    p.add_argument(
+        "--wire-induction",
+        action="store_true",
+        help="start with an induction circuit in the weights (training/wiring.py)",
+    )
+    p.add_argument(
+        "--embedding-lr-scale",
+        type=float,
+        default=1.0,
+        help="the (tied) embedding's learning rate, as a multiple of --lr",
+    )
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--hidden-size", type=int, default=ModelShape.hidden_size)
     p.add_argument("--intermediate-size", type=int, default=ModelShape.intermediate_size)
@@ -138,15 +149,24 @@ def main() -> None:
         num_layers=args.layers,
         num_heads=args.heads,
         num_kv_heads=args.kv_heads,
+        rope_theta=wiring.ROPE_THETA if args.wire_induction else ModelShape.rope_theta,
     )
     model = build_model(shape, args.seed)
+    if args.wire_induction:
+        wiring.wire_induction(model, torch.Generator().manual_seed(args.seed))
     params = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    embedding = [p for n, p in model.named_parameters() if "embed_tokens" in n]
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optim = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": args.weight_decay, "scale": 1.0},
+            {"params": no_decay, "weight_decay": 0.0, "scale": 1.0},
+            {
+                "params": embedding,
+                "weight_decay": args.weight_decay,
+                "scale": args.embedding_lr_scale,
+            },
         ],
         lr=args.lr,
         betas=(0.9, 0.95),
@@ -183,7 +203,7 @@ def main() -> None:
             corpus_steps += 1
         lr = lr_at(progress, args.lr, args.warmup, args.lr * 0.05, args.decay)
         for group in optim.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["scale"]
         loss = model(input_ids=ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
