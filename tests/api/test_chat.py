@@ -226,13 +226,19 @@ def test_context_length_exceeded(client: openai.OpenAI) -> None:
 def test_response_format_json_schema_is_enforced(client: openai.OpenAI) -> None:
     schema = {
         "type": "object",
-        "properties": {"answer": {"type": "integer"}, "sure": {"type": "boolean"}},
-        "required": ["answer", "sure"],
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "sure": {"type": "boolean"},
+        },
+        "required": ["name", "age", "sure"],
         "additionalProperties": False,
     }
+    # The model answers this with {"name": ..., "age": ...}: the schema adds "sure".
+    ask = "Give me a JSON object with name Ada and age 31."
     r = client.chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": "What is 2 + 3? Answer in JSON."}],
+        messages=[{"role": "user", "content": ask}],
         response_format={
             "type": "json_schema",
             "json_schema": {"name": "sum", "schema": schema, "strict": True},
@@ -244,8 +250,9 @@ def test_response_format_json_schema_is_enforced(client: openai.OpenAI) -> None:
 
     assert r.choices[0].finish_reason == "stop"
     value = json.loads(r.choices[0].message.content or "")
-    assert set(value) == {"answer", "sure"}
-    assert isinstance(value["answer"], int)
+    assert set(value) == {"name", "age", "sure"}
+    assert isinstance(value["age"], int)
+    assert isinstance(value["sure"], bool)
 
 
 @pytest.mark.parametrize(

@@ -121,4 +121,7 @@ def test_bfloat16_on_cpu_tracks_float32(runner: ModelRunner) -> None:
     _, low = half.run([], [(half_seq, len(prompt))])
     assert low.dtype == torch.float32  # logits are always returned in float32
     assert torch.argmax(low) == torch.argmax(full)
-    assert (low - full).abs().max() < 0.5
+    # Up to a shift shared by every token (which the softmax ignores: the model's embeddings
+    # share one large constant dimension, whose rounding moves all logits alike).
+    shift = (low - full).mean()
+    assert (low - full - shift).abs().max() < 0.5
