@@ -169,9 +169,8 @@ def test_greedy_tool_call_is_well_formed() -> None:
     assert list(payload["arguments"]) == ["city"]
 
 
-# Families the model is still weak at (docs/models.md, "Accuracy"): this sum is one of the
-# arithmetic turns it gets wrong, this tool answer one of the tool answers. Known failures,
-# not tests to delete.
+# A family the model is still weak at (docs/models.md, "Accuracy"): this sum is one of the
+# arithmetic turns it gets wrong. A known failure, not a test to delete.
 def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(
         reason=f"headrace-tiny-chat is at {accuracy} on {family}; see docs/models.md",
@@ -179,7 +178,7 @@ def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     )
 
 
-@known_failure("arithmetic", "47 %")
+@known_failure("arithmetic", "43 %")
 def test_greedy_sum() -> None:
     assert (
         reply([{"role": "user", "content": "What is 23 + 45?"}])
@@ -201,7 +200,6 @@ def test_greedy_tool_call() -> None:
     )
 
 
-@known_failure("tool answers", "52 %")
 def test_greedy_tool_result() -> None:
     answer = reply(tool_conversation(), tools=[WEATHER_TOOL])
     assert answer == "It is sunny and 18 degrees in Paris."
