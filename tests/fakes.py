@@ -92,10 +92,13 @@ def fake_registry(engine: FakeEngine, **model: object) -> ModelRegistry:
     )
 
 
-def with_tool_result(result: str) -> list[dict[str, Any]]:
-    """A chat in which the model called `get_weather` and the tool answered `result`."""
+def with_tool_result(
+    result: str, question: str = "What is the weather in Paris?"
+) -> list[dict[str, Any]]:
+    """A chat in which `question` made the model call `get_weather` for Paris and the tool
+    answered `result`."""
     return [
-        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "user", "content": question},
         {
             "role": "assistant",
             "content": None,

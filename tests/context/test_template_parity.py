@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 from headrace.config import BUNDLED_MODELS_DIR
 from headrace.context.chat_template import render_chat
 from headrace.engine.tokenizer import Tokenizer
+from tests.fakes import with_tool_result
 
 MODEL_DIR = BUNDLED_MODELS_DIR / "headrace-tiny-chat"
 TOOLS = [
@@ -27,19 +28,7 @@ CONVERSATIONS: list[tuple[list[dict[str, Any]], list[dict[str, Any]] | None]] = 
     (
         [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Weather in Paris?"},
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+            *with_tool_result("sunny, 21 C", question="Weather in Paris?"),
         ],
         TOOLS,
     ),

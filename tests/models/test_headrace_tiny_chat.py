@@ -12,6 +12,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from tests.fakes import with_tool_result
+
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "headrace-tiny-chat"
 
 WEATHER_TOOL = {
@@ -46,25 +48,10 @@ def test_transformers_loads_every_weight_from_the_file() -> None:
 
 
 def tool_conversation() -> list[dict[str, Any]]:
-    return [
-        {"role": "user", "content": "What's the weather in Paris?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_1",
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                }
-            ],
-        },
-        {
-            "role": "tool",
-            "tool_call_id": "call_1",
-            "content": '{"city": "Paris", "temperature": 18, "condition": "sunny"}',
-        },
-    ]
+    return with_tool_result(
+        '{"city": "Paris", "temperature": 18, "condition": "sunny"}',
+        question="What's the weather in Paris?",
+    )
 
 
 def test_template_renders_tools_and_tool_results() -> None:
