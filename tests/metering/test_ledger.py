@@ -57,7 +57,10 @@ async def test_writer_task_and_close_write_everything(database_url: str) -> None
 async def test_a_database_outage_keeps_events_queued_until_it_is_back(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'not-yet' / 'usage.db'}"
     db = Database(url)  # its directory does not exist: every write fails
-    ledger = UsageLedger(db, retry_s=0.001)
+    # After its failed write the writer waits out the retry delay: no write of its own races
+    # the migration below (on a loaded machine one did, and the migration met a locked
+    # database); `close` writes what is queued.
+    ledger = UsageLedger(db, retry_s=60.0)
     ledger.start()
     ledger.record(EVENT)
     for _ in range(5):

@@ -58,7 +58,7 @@ async def test_one_round_sets_each_workers_queue_depth(stats: tuple[FakeStats, s
     fake, base = stats
     w = worker("w", f"{base}/v1", key="sk-worker")
     other = worker("o", f"{base}/v1", kind="openai")  # not a worker: no /stats to read
-    poller = QueuePoller([w, other], interval_s=1.0)
+    poller = QueuePoller([w, other], interval_s=60.0)  # polls time out at 5 s: room on a loaded box
     await poller.poll_once()
     assert (w.queue_depth, other.queue_depth) == (7, 0)
     assert fake.paths == ["/stats"]
@@ -84,7 +84,7 @@ async def test_a_failed_poll_leaves_the_last_value(
 ) -> None:
     fake, base = stats
     w = worker("w", f"{base}/v1")
-    poller = QueuePoller([w], interval_s=1.0)
+    poller = QueuePoller([w], interval_s=60.0)
     await poller.poll_once()
     assert w.queue_depth == 7
     for name, value in breakage.items():
