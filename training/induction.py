@@ -25,12 +25,17 @@ def copy_batch(
     high: int,
     min_len: int = 8,
     max_len: int = 40,
+    separator: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch` rows of `seq + seq`, `seq` of random ids in [low, high) and of one random
     length per batch; labels only on the repeat, after its first token (which nothing in
-    the row announces)."""
+    the row announces). With a `separator`, every id of `seq` is followed by it, as words
+    are by a space (what the bigram-matching heads of training/wiring.py are for)."""
     length = int(torch.randint(min_len, max_len + 1, (1,), generator=generator))
     seq = torch.randint(low, high, (batch, length), generator=generator)
+    if separator is not None:
+        seq = torch.stack([seq, torch.full_like(seq, separator)], dim=2).reshape(batch, -1)
+        length *= 2
     ids = torch.cat([seq, seq], dim=1)
     labels = ids.clone()
     labels[:, : length + 1] = IGNORE_INDEX

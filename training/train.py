@@ -95,6 +95,17 @@ def parse_args() -> argparse.Namespace:
         help="start with an induction circuit in the weights (training/wiring.py)",
     )
     p.add_argument(
+        "--wire-skip",
+        action="store_true",
+        help="with --wire-induction: heads that match bigrams, and half the copy batches "
+        "with a space after every token",
+    )
+    p.add_argument(
+        "--wire-letters",
+        action="store_true",
+        help="with --wire-induction: the letters of lower-case pieces coded in the embedding",
+    )
+    p.add_argument(
         "--embedding-lr-scale",
         type=float,
         default=1.0,
@@ -153,7 +164,13 @@ def main() -> None:
     )
     model = build_model(shape, args.seed)
     if args.wire_induction:
-        wiring.wire_induction(model, torch.Generator().manual_seed(args.seed))
+        pieces = [tok.decode([i]) for i in range(tok.get_vocab_size())]
+        wiring.wire_induction(
+            model,
+            torch.Generator().manual_seed(args.seed),
+            skip=args.wire_skip,
+            pieces=pieces if args.wire_letters else None,  # None: run 12's weights exactly
+        )
     params = sum(p.numel() for p in model.parameters())
     embedding = [p for n, p in model.named_parameters() if "embed_tokens" in n]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
@@ -185,6 +202,7 @@ def main() -> None:
     warm_steps = copy_steps = corpus_steps = 0
     copy_rng = torch.Generator().manual_seed(args.seed)
     vocab_high = tok.get_vocab_size()
+    space = tok.token_to_id("Ġ")  # the byte-level alphabet's space
     while step < args.max_steps:
         elapsed = time.time() - train_start
         progress = max(step / args.max_steps, elapsed / budget)
@@ -193,7 +211,11 @@ def main() -> None:
         if step < args.induction_steps or (
             args.induction_every and step % args.induction_every == 0
         ):
-            ids, labels = induction.copy_batch(copy_rng, batch=32, low=3, high=vocab_high)
+            spaced = args.wire_skip and copy_steps % 2 == 1  # half as many ids, same length
+            ids, labels = induction.copy_batch(
+                copy_rng, batch=32, low=3, high=vocab_high, min_len=4 if spaced else 8,
+                max_len=20 if spaced else 40, separator=space if spaced else None,
+            )  # fmt: skip
             copy_steps += 1
         elif warm and progress < args.warm_fraction:
             ids, labels = warm[warm_steps % len(warm)]
