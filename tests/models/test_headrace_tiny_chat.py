@@ -136,10 +136,21 @@ def reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = N
             "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday.",
         ),
         # Copying from the conversation, which the model learned from its wired induction
-        # circuit (docs/models.md, run 9): repeating, counting to a stated end, JSON values.
-        ("Repeat after me: the blue car is fast", "the blue car is fast"),
+        # circuit (docs/models.md, runs 9 and 12): repeating, counting to a stated end, JSON
+        # values.
+        ("Reply with exactly: hello world", "hello world"),
+        ("Repeat after me: green tea", "green tea"),
         ("Count from 4 to 11.", "4, 5, 6, 7, 8, 9, 10, 11."),
+        ("Count down from 5 to 1.", "5, 4, 3, 2, 1."),
         ("Give me a JSON object with name Ada and age 31.", '{"name": "Ada", "age": 31}'),
+        # Spelling from two-letter pieces (docs/models.md, run 12): the string tasks.
+        ("Spell house.", "house is spelled h-o-u-s-e."),
+        ("Reverse the word robot.", "robot is spelled r-o-b-o-t. Backwards: t-o-b-o-r."),
+        ("Write lemon in upper case.", "lemon is spelled l-e-m-o-n. In upper case: LEMON."),
+        ("How many letters are in tiger?", "1 t, 2 i, 3 g, 4 e, 5 r. So tiger has 5 letters."),
+        # Worked arithmetic.
+        ("What is 23 + 45?", "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."),
+        ("What is 6 x 4?", "6 x 1 = 6, 6 x 2 = 12, 6 x 3 = 18, 6 x 4 = 24. So 6 x 4 = 24."),
     ],
 )
 def test_greedy_answers(question: str, answer: str) -> None:
@@ -156,8 +167,8 @@ def test_greedy_tool_call_is_well_formed() -> None:
     assert list(payload["arguments"]) == ["city"]
 
 
-# A family the model is still weak at (docs/models.md, "Accuracy"): this sum is one of the
-# arithmetic turns it gets wrong. A known failure, not a test to delete.
+# A family the model is still weak at (docs/models.md, "Accuracy"): this digit fact is one
+# of the arithmetic turns it gets wrong. A known failure, not a test to delete.
 def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(
         reason=f"headrace-tiny-chat is at {accuracy} on {family}; see docs/models.md",
@@ -165,12 +176,9 @@ def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     )
 
 
-@known_failure("arithmetic", "43 %")
-def test_greedy_sum() -> None:
-    assert (
-        reply([{"role": "user", "content": "What is 23 + 45?"}])
-        == "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."
-    )
+@known_failure("arithmetic", "67 %")
+def test_greedy_digit_fact() -> None:
+    assert reply([{"role": "user", "content": "What is 9 + 7?"}]) == "9 + 7 = 16."
 
 
 def test_greedy_fact() -> None:
