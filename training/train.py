@@ -164,12 +164,12 @@ def main() -> None:
     )
     model = build_model(shape, args.seed)
     if args.wire_induction:
-        pieces = [tok.decode([i]) for i in range(tok.get_vocab_size())]
+        # Without --wire-letters (pieces None) the weights are run 12's exactly.
+        pieces = (
+            [tok.decode([i]) for i in range(tok.get_vocab_size())] if args.wire_letters else None
+        )
         wiring.wire_induction(
-            model,
-            torch.Generator().manual_seed(args.seed),
-            skip=args.wire_skip,
-            pieces=pieces if args.wire_letters else None,  # None: run 12's weights exactly
+            model, torch.Generator().manual_seed(args.seed), skip=args.wire_skip, pieces=pieces
         )
     params = sum(p.numel() for p in model.parameters())
     embedding = [p for n, p in model.named_parameters() if "embed_tokens" in n]

@@ -15,13 +15,19 @@ from training.model import ModelShape, build_config
 VOCAB = 512  # small, so the test is fast; the circuit does not depend on it
 
 
-def model(*, wired: bool, theta: float = wiring.ROPE_THETA, skip: bool = False) -> LlamaForCausalLM:
+def model(
+    *,
+    wired: bool,
+    theta: float = wiring.ROPE_THETA,
+    skip: bool = False,
+    pieces: list[str] | None = None,
+) -> LlamaForCausalLM:
     config = build_config(ModelShape(vocab_size=VOCAB, num_layers=2, rope_theta=theta))
     config._attn_implementation = "eager"  # attention weights for the probes below
     torch.manual_seed(0)
     built = LlamaForCausalLM(config)
     if wired:
-        wiring.wire_induction(built, torch.Generator().manual_seed(0), skip=skip)
+        wiring.wire_induction(built, torch.Generator().manual_seed(0), skip=skip, pieces=pieces)
     return built.eval()
 
 
@@ -126,11 +132,7 @@ def test_letter_codes_spell_every_two_letter_piece() -> None:
     for index, piece in pairs.items():
         pieces[index] = piece
     pieces[60] = "Ab"  # not lower-case: no code
-    config = build_config(ModelShape(vocab_size=VOCAB, num_layers=2, rope_theta=wiring.ROPE_THETA))
-    config._attn_implementation = "eager"  # copy_run reads the attention weights
-    torch.manual_seed(0)
-    built = LlamaForCausalLM(config)
-    wiring.wire_induction(built, torch.Generator().manual_seed(0), pieces=pieces)
+    built = model(wired=True, pieces=pieces)
     emb = built.model.embed_tokens.weight.detach()
     block = emb[:, wiring.LETTERS]
     half = block.shape[1] // 2
@@ -142,4 +144,4 @@ def test_letter_codes_spell_every_two_letter_piece() -> None:
     assert block[60].abs().sum() == 0
     assert block[letters["a"], half:].abs().sum() == 0
     # The circuit still copies with the block reserved.
-    assert copy_run(built.eval())[0] < 1.0
+    assert copy_run(built)[0] < 1.0
