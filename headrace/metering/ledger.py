@@ -39,6 +39,7 @@ from headrace.observability.logging import get_logger
 from headrace.storage import replicas
 from headrace.storage import usage as usage_rows
 from headrace.storage.database import Database
+from headrace.storage.sqlite_writer import SqliteWriter
 
 log = get_logger("headrace.metering")
 _EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
@@ -72,6 +73,9 @@ class UsageLedger:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
+        # SQLite: group commits on a thread of their own (storage/sqlite_writer.py).
+        self._writer = SqliteWriter.for_url(db.url)
+        self._paramstyle = "qmark" if self._writer is not None else db.engine.dialect.paramstyle
         self.replica = replica
         self._stale_after = stale_after_s
         self._begun: deque[tuple[UsageEvent, asyncio.Future[bool]]] = deque()
@@ -182,10 +186,17 @@ class UsageLedger:
             if len(begun) == len(self._begun):
                 ended = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
                 discarded = [self._discarded[i] for i in range(min(BATCH, len(self._discarded)))]
-            async with self._db.engine.begin() as conn:
-                await usage_rows.insert_events(conn, [self._row(e) for e, _ in begun])
-                await usage_rows.complete_events(conn, [self._row(e) for e in ended])
-                await usage_rows.discard_started(conn, discarded)
+            statements = usage_rows.ledger_writes(
+                self._paramstyle,
+                [self._row(e) for e, _ in begun],
+                [self._row(e) for e in ended],
+                discarded,
+            )
+            if self._writer is not None:
+                await self._writer.run(statements)
+            else:
+                async with self._db.engine.begin() as conn:
+                    await usage_rows.write(conn, statements)
             for _, future in begun:
                 self._begun.popleft()
                 if not future.done():
@@ -210,6 +221,9 @@ class UsageLedger:
         except Exception:
             log.exception("usage_ledger_close_failed", unwritten=self.pending)
             return  # keep the hold: rows may still be open, a restart here closes them
+        finally:
+            if self._writer is not None:
+                await self._writer.close()
         if self.replica is not None:
             with contextlib.suppress(Exception):  # unreleased, the hold lapses on its own
                 async with self._db.engine.begin() as conn:

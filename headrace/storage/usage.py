@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from headrace.storage.schema import UsageEventRow
@@ -50,38 +50,52 @@ def _upsert_sql(paramstyle: str, columns: tuple[str, ...], update: bool) -> str:
     return head + f"DO UPDATE SET {updates} WHERE {_TABLE}.status = 'started'"
 
 
-async def _upsert(conn: AsyncConnection, rows: Sequence[dict[str, Any]], *, update: bool) -> None:
+Statement = tuple[str, list[tuple[Any, ...]]]  # SQL text and its rows of parameters
+
+
+def _upsert(paramstyle: str, rows: Sequence[dict[str, Any]], *, update: bool) -> Statement:
     columns = tuple(rows[0])
-    sql = _upsert_sql(conn.dialect.paramstyle, columns, update)
-    await conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+    sql = _upsert_sql(paramstyle, columns, update)
+    return sql, [tuple(row[c] for c in columns) for row in rows]
 
 
-async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert events; one whose `request_id` is already stored is skipped, so a write
-    retried after a lost acknowledgement never counts a request twice."""
-    if rows:
-        await _upsert(conn, rows, update=False)
+def ledger_writes(
+    paramstyle: str,
+    started: Sequence[dict[str, Any]],
+    ended: Sequence[dict[str, Any]],
+    discarded: Sequence[str],
+) -> list[Statement]:
+    """One group commit of the usage ledger, as executemany statements for a driver of
+    `paramstyle`, in this order:
 
-
-async def complete_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write finished requests' events over their `started` rows (or as new rows). A row
-    already finished is left as it is: a retried write, or a request whose started row
-    was closed as orphaned, counts once, as first written."""
-    if rows:
+    - `started` rows inserted; one whose `request_id` is already stored is skipped, so a
+      write retried after a lost acknowledgement never counts a request twice;
+    - `ended` rows written over their `started` rows (or as new rows). A row already
+      finished is left as it is: a retried write, or a request whose started row was
+      closed as orphaned, counts once, as first written;
+    - the started rows of `discarded` requests (ended before any work) removed.
+    """
+    statements = []
+    if started:
+        statements.append(_upsert(paramstyle, started, update=False))
+    if ended:
         # One row per request: PostgreSQL refuses to update a row twice in one statement,
         # and the first ending written is the one that counts anyway.
-        first = list({r["request_id"]: r for r in reversed(rows)}.values())
-        await _upsert(conn, first, update=True)
-
-
-async def discard_started(conn: AsyncConnection, request_ids: Sequence[str]) -> None:
-    """Remove the started rows of requests that ended before any work (no usage)."""
-    if request_ids:
-        await conn.execute(
-            delete(UsageEventRow).where(
-                UsageEventRow.request_id.in_(request_ids), UsageEventRow.status == "started"
-            )
+        first = list({r["request_id"]: r for r in reversed(ended)}.values())
+        statements.append(_upsert(paramstyle, first, update=True))
+    if discarded:
+        sql = (
+            f"DELETE FROM {_TABLE} WHERE request_id = {_placeholders(paramstyle, 1)} "
+            "AND status = 'started'"
         )
+        statements.append((sql, [(request_id,) for request_id in discarded]))
+    return statements
+
+
+async def write(conn: AsyncConnection, statements: Sequence[Statement]) -> None:
+    """Run `ledger_writes`' statements on `conn`, inside its transaction."""
+    for sql, rows in statements:
+        await conn.exec_driver_sql(sql, rows)
 
 
 async def close_orphans(session: AsyncSession, *, replica: str | None, before: int) -> int:

@@ -1,0 +1,216 @@
+"""The upstream HTTP client against loopback servers that answer byte by byte as told."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from headrace.routing.http_client import HttpClient, HttpClientError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+JSON = b'{"ok": true}'
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(JSON),
+    JSON,
+)
+
+
+class Server:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests: list[bytes] = []  # head and body of each request, as received
+
+
+@asynccontextmanager
+async def serving(answer: Handler) -> AsyncIterator[tuple[str, Server]]:
+    """A server that reads each request (head and body) on a connection, then runs
+    `answer` for it; yields its URL."""
+    server = Server()
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                server.requests.append(head + await reader.readexactly(length))
+                await answer(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listening = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1/chat/completions", server
+    finally:
+        listening.close()
+
+
+async def _ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(OK)
+    await writer.drain()
+
+
+async def test_a_request_is_sent_whole_and_its_connection_kept_for_the_next() -> None:
+    client = HttpClient()
+    async with serving(_ok) as (url, server):
+        for _ in range(3):
+            response = await client.post(url, b'{"a": 1}', {"x-trace": "t1"}, timeout_s=5)
+            assert (response.status, await response.read()) == (200, JSON)
+            assert response.headers["content-type"] == "application/json"
+            response.release()
+        assert server.connections == 1  # kept alive and reused
+        head, body = server.requests[0].split(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"POST /v1/chat/completions HTTP/1.1"
+        assert {b"content-length: 8", b"x-trace: t1", b"accept-encoding: identity"} <= set(lines)
+        assert any(line.startswith(b"host: 127.0.0.1:") for line in lines)
+        assert body == b'{"a": 1}'
+    await client.close()
+
+
+async def test_a_chunked_body_arrives_as_it_is_sent() -> None:
+    more = asyncio.Event()
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await more.wait()  # the client has read the first chunk before the second exists
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        await writer.drain()
+
+    client = HttpClient()
+    async with serving(chunked) as (url, server):
+        response = await client.post(url, b"{}", {}, timeout_s=5)
+        chunks = response.chunks()
+        assert await anext(chunks) == b"first"
+        more.set()
+        assert [chunk async for chunk in chunks] == [b"second"]
+        response.release()
+        more.clear()
+        second = await client.post(url, b"{}", {}, timeout_s=5)
+        more.set()
+        assert await second.read() == b"firstsecond"
+        assert server.connections == 1
+    await client.close()
+
+
+async def test_a_body_without_a_length_ends_with_its_connection() -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    client = HttpClient()
+    async with serving(until_close) as (url, _):
+        response = await client.post(url, b"{}", {}, timeout_s=5)
+        assert await response.read() == b"all of it"
+    await client.close()
+
+
+async def test_a_connection_reset_mid_body_is_an_error() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
+        await writer.drain()
+        writer.transport.abort()  # a reset, not an orderly close
+
+    client = HttpClient()
+    async with serving(cut) as (url, _):
+        response = await client.post(url, b"{}", {}, timeout_s=5)
+        with pytest.raises(HttpClientError, match="before the answer ended"):
+            await response.read()
+    await client.close()
+
+
+async def test_an_upstream_that_never_answers_times_out() -> None:
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and closes
+
+    client = HttpClient()
+    async with serving(hang) as (url, _):
+        with pytest.raises(TimeoutError):
+            await client.post(url, b"{}", {}, timeout_s=0.05)
+    await client.close()
+
+
+async def test_a_body_that_stalls_times_out() -> None:
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome")
+        await writer.drain()
+        await reader.read()
+
+    client = HttpClient()
+    async with serving(stall) as (url, _):
+        response = await client.post(url, b"{}", {}, timeout_s=0.05)
+        with pytest.raises(TimeoutError):
+            await response.read()
+    await client.close()
+
+
+async def test_a_response_released_early_closes_its_connection() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+
+    client = HttpClient()
+    async with serving(chunked) as (url, server):
+        response = await client.post(url, b"{}", {}, timeout_s=5)
+        assert await anext(response.chunks()) == b"first"
+        response.release()  # the rest would arrive on this connection: it cannot be reused
+        second = await client.post(url, b"{}", {}, timeout_s=5)
+        assert await anext(second.chunks()) == b"first"
+        second.release()
+        assert server.connections == 2
+    await client.close()
+
+
+async def test_refused_and_malformed_answers_are_client_errors() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+
+    client = HttpClient()
+    async with serving(garbage) as (url, _):
+        with pytest.raises(HttpClientError, match="malformed"):
+            await client.post(url, b"{}", {}, timeout_s=5)
+    async with serving(_ok) as (url, _):
+        pass  # closed again: nothing listens on its port now
+    with pytest.raises(HttpClientError, match="cannot connect"):
+        await client.post(url, b"{}", {}, timeout_s=5)
+    with pytest.raises(HttpClientError, match="line break"):
+        await client.post(url, b"{}", {"x-evil": "a\r\nx-injected: 1"}, timeout_s=5)
+    with pytest.raises(HttpClientError, match="not an http"):
+        await client.post("ftp://example.invalid/x", b"{}", {}, timeout_s=5)
+    await client.close()
+
+
+async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
+    closed = asyncio.Event()
+
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(OK)
+        await writer.drain()
+        writer.close()  # an idle timeout on the server's side, right after answering
+        await writer.wait_closed()
+        closed.set()
+
+    client = HttpClient()
+    async with serving(once) as (url, server):
+        for _ in range(2):
+            response = await client.post(url, b"{}", {}, timeout_s=5)
+            assert await response.read() == JSON
+            await closed.wait()
+            closed.clear()
+            for _ in range(10):  # a few turns of the loop: the close reaches the client
+                await asyncio.sleep(0)
+        assert server.connections == 2
+    await client.close()
