@@ -52,7 +52,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
-        body, receive = await read_body(receive)
+        body, receive = await read_body(scope, receive)
         try:
             outcome = await state.idempotency.begin(
                 scoped_key(principal.project_id, key),

@@ -26,6 +26,8 @@ from headrace.observability.request import RequestRecord
 from headrace.observability.telemetry import Telemetry
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Where the receive stage leaves the body it read, in the request's scope state.
+BODY_KEY = "received_body"
 
 
 def new_request_id() -> str:
@@ -82,7 +84,7 @@ class ReceiveMiddleware:
                 raise SHUTTING_DOWN
             upload_limit = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
             body_receive = (
-                await self._bounded_body(headers, receive)
+                await self._bounded_body(scope, headers, receive)
                 if upload_limit is None
                 else _streamed_body(headers, receive, upload_limit)
             )
@@ -106,8 +108,11 @@ class ReceiveMiddleware:
             record.end(status or 500)  # no response started: an unhandled error
             self.telemetry.observe(record)
 
-    async def _bounded_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
-        """Read the whole body up front, refusing it as soon as it passes the limit."""
+    async def _bounded_body(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive
+    ) -> Receive:
+        """Read the whole body up front, refusing it as soon as it passes the limit; it is
+        also left in the scope's state for the stages that need it before the route."""
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(self.max_body_bytes)
@@ -126,6 +131,7 @@ class ReceiveMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        scope["state"][BODY_KEY] = body
         return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
 
 
@@ -148,10 +154,14 @@ def _streamed_body(headers: dict[bytes, bytes], receive: Receive, limit: int) ->
     return bounded
 
 
-async def read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body (the receive stage has it in memory already), and a `receive` that
-    hands it on again, then the client's own messages (a disconnect that came first too):
-    for the stages after this one that need the body before the route does."""
+async def read_body(scope: Scope, receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a `receive` that hands it on again, then the client's own
+    messages (a disconnect that came first too): for the stages after this one that need
+    the body before the route does. The receive stage has read it already: it is taken
+    from the scope's state, and `receive` is passed on as it is."""
+    body = scope.get("state", {}).get(BODY_KEY)
+    if isinstance(body, bytes):
+        return body, receive
     chunks: list[bytes] = []
     early: list[Message] = []
     while True:

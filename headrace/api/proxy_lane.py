@@ -165,7 +165,7 @@ class ProxyLane:
         if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body, receive = await read_body(receive)
+        body, receive = await read_body(scope, receive)
         state: AppState = scope["app"].state.headrace
         parsed = _json_object(body)
         model = state.registry.remote(parsed["model"]) if parsed is not None else None
