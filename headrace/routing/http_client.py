@@ -254,10 +254,13 @@ def _until_close(response: HttpResponse) -> bool:
 class HttpClient:
     """Pooled connections to any number of origins; one per request in flight."""
 
-    def __init__(self, *, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, *, connect_timeout_s: float = 5.0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """`tls` verifies `https` upstreams (default: the system's certificate authorities)."""
         self._connect_timeout_s = connect_timeout_s
         self._pools: dict[Origin, list[_Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float

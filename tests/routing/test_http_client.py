@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from headrace.routing.http_client import HttpClient, HttpClientError
 
@@ -214,3 +222,58 @@ async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
                 await asyncio.sleep(0)
         assert server.connections == 2
     await client.close()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost` signed by its own key: (certificate, key) files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+async def test_https_upstreams_are_verified(tmp_path: Path) -> None:
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(2)
+            writer.write(OK)
+            await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(on_connection, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://localhost:{listening.sockets[0].getsockname()[1]}/v1/chat/completions"
+    trusting = HttpClient(tls=ssl.create_default_context(cafile=str(cert_file)))
+    response = await trusting.post(url, b"{}", {}, timeout_s=5)
+    assert (response.status, await response.read()) == (200, JSON)
+    await trusting.close()
+    default = HttpClient()  # the system's authorities do not know this certificate
+    with pytest.raises(HttpClientError, match="CERTIFICATE_VERIFY_FAILED"):
+        await default.post(url, b"{}", {}, timeout_s=5)
+    await default.close()
+    listening.close()
