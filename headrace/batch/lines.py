@@ -48,47 +48,86 @@ class Parsed:
     model: str | None  # the one model every line names, when they agree
 
 
-def parse_input(raw_lines: Iterable[bytes], endpoint: str) -> Parsed:
-    """Check every line of a batch input file for `endpoint`: JSON object, `custom_id`
-    unique, `method` POST, `url` the batch's endpoint, `body` an object naming one model
-    shared by all lines, no streaming; at most `MAX_LINES` requests."""
-    lines: list[InputLine] = []
-    errors: list[LineError] = []
-    seen: set[str] = set()
-    models: set[str] = set()
-    for number, raw in enumerate(raw_lines, start=1):
-        if not raw.strip():
-            continue
-        if len(lines) + len(errors) >= MAX_LINES:
-            errors.append(
+class InputCheck:
+    """`parse_input` a line at a time, for files too large to hold: it keeps only what the
+    check needs (the custom ids seen, the models named, the errors), not the requests.
+
+        check = InputCheck(endpoint)
+        for number, raw in enumerate(lines, start=1):
+            line = check.add(raw, number)   # an InputLine, or None (blank, or an error)
+            if check.full:
+                break
+        check.errors, check.model, check.count
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.count = 0  # the requests that passed
+        self.full = False  # MAX_LINES passed: the file is refused, the rest need no reading
+        self._errors: list[LineError] = []
+        self._seen: set[str] = set()
+        self._models: set[str] = set()
+
+    def add(self, raw: bytes, number: int) -> InputLine | None:
+        if not raw.strip() or self.full:
+            return None
+        if self.count + len(self._errors) >= MAX_LINES:
+            self._errors.append(
                 LineError(
                     "too_many_requests",
                     f"The input file has more than {MAX_LINES} requests.",
                     line=number,
                 )
             )
-            break
-        parsed = _check(raw, number, endpoint, seen)
+            self.full = True
+            return None
+        parsed = _check(raw, number, self.endpoint, self._seen)
         if isinstance(parsed, LineError):
-            errors.append(parsed)
-            continue
-        seen.add(parsed.custom_id)
+            self._errors.append(parsed)
+            return None
+        self._seen.add(parsed.custom_id)
         if parsed.model is not None:
-            models.add(parsed.model)
-        lines.append(parsed)
-    if not lines and not errors:
-        errors.append(LineError("empty_file", "The input file has no requests."))
-    if len(models) > 1:
-        errors.append(
-            LineError(
-                "mismatched_model",
-                "Every request of a batch must use the same model; found "
-                + ", ".join(sorted(models)[:5])
-                + ".",
-                param="body.model",
+            self._models.add(parsed.model)
+        self.count += 1
+        return parsed
+
+    @property
+    def errors(self) -> list[LineError]:
+        """What is wrong with the file so far (the first `MAX_ERRORS`)."""
+        errors = list(self._errors)
+        if not self.count and not errors:
+            errors.append(LineError("empty_file", "The input file has no requests."))
+        if len(self._models) > 1:
+            errors.append(
+                LineError(
+                    "mismatched_model",
+                    "Every request of a batch must use the same model; found "
+                    + ", ".join(sorted(self._models)[:5])
+                    + ".",
+                    param="body.model",
+                )
             )
-        )
-    return Parsed(lines, errors[:MAX_ERRORS], next(iter(models)) if len(models) == 1 else None)
+        return errors[:MAX_ERRORS]
+
+    @property
+    def model(self) -> str | None:
+        """The one model every line names, when they agree."""
+        return next(iter(self._models)) if len(self._models) == 1 else None
+
+
+def parse_input(raw_lines: Iterable[bytes], endpoint: str) -> Parsed:
+    """Check every line of a batch input file for `endpoint`: JSON object, `custom_id`
+    unique, `method` POST, `url` the batch's endpoint, `body` an object naming one model
+    shared by all lines, no streaming; at most `MAX_LINES` requests."""
+    check = InputCheck(endpoint)
+    lines = []
+    for number, raw in enumerate(raw_lines, start=1):
+        line = check.add(raw, number)
+        if line is not None:
+            lines.append(line)
+        if check.full:
+            break
+    return Parsed(lines, check.errors, check.model)
 
 
 def _check(raw: bytes, number: int, endpoint: str, seen: set[str]) -> LineError | InputLine:

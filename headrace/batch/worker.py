@@ -23,11 +23,11 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.batch.lines import expired_line, output_line, parse_input, usage_of
+from headrace.batch.lines import InputCheck, expired_line, output_line, usage_of
 from headrace.config import BatchSettings
 from headrace.observability.logging import get_logger
 from headrace.storage.batches import Batches, ClaimedLine, StoredBatch
@@ -168,25 +168,55 @@ class BatchWorker:
         return changed
 
     async def _validate(self) -> bool:
+        """Check each validating batch's input file, then store its lines: two passes over
+        the file, so that a large one is never held whole (its requests go to the
+        database a page at a time)."""
         changed = False
         for batch in await self._batches.validating():
-            lines = await self._files.lines(batch.project_id, batch.input_file_id)
+            check = InputCheck(batch.endpoint)
+            checked = await self._each_line(batch, check)
             now = int(self._clock())
-            if lines is None:
+            if checked and check.errors:
+                errors = [e.wire() for e in check.errors]
+                changed |= await self._batches.fail(batch.id, errors, now)
+            elif checked:
+                # Checked again as it is read: the same file (files are immutable) passes.
+                lines = self._valid_lines(batch, InputCheck(batch.endpoint))
+                changed |= await self._batches.start(batch.id, lines, check.model, now)
+            else:
                 error: dict[str, object] = {
                     "code": "file_not_found",
                     "message": "The input file was deleted.",
                 }
                 changed |= await self._batches.fail(batch.id, [error], now)
-                continue
-            parsed = parse_input([raw async for raw in lines], batch.endpoint)
-            if parsed.errors:
-                errors = [e.wire() for e in parsed.errors]
-                changed |= await self._batches.fail(batch.id, errors, now)
-                continue
-            pairs = [(line.custom_id, line.body) for line in parsed.lines]
-            changed |= await self._batches.start(batch.id, pairs, parsed.model, now)
         return changed
+
+    async def _each_line(self, batch: StoredBatch, check: InputCheck) -> bool:
+        """Run `batch`'s input through `check`; False when the file is gone."""
+        lines = await self._files.lines(batch.project_id, batch.input_file_id)
+        if lines is None:
+            return False
+        number = 0
+        async for raw in lines:
+            number += 1
+            check.add(raw, number)
+            if check.full:
+                break
+        return True
+
+    async def _valid_lines(
+        self, batch: StoredBatch, check: InputCheck
+    ) -> AsyncIterator[tuple[str, str]]:
+        """The (custom id, body) of each request of a file that passed its check."""
+        lines = await self._files.lines(batch.project_id, batch.input_file_id)
+        if lines is None:
+            raise LookupError(f"batch {batch.id}: its input file was deleted while stored")
+        number = 0
+        async for raw in lines:
+            number += 1
+            line = check.add(raw, number)
+            if line is not None:
+                yield line.custom_id, line.body
 
     async def _claim(self, now_ms: int) -> bool:
         free = self._settings.max_lines_in_flight - len(self._running)

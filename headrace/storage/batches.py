@@ -13,9 +13,9 @@ line's state: one line is never claimed by two workers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headrace.storage.database import Database
 from headrace.storage.encryption import ContentCipher
 from headrace.storage.schema import BatchLineRow, BatchRow
+
+T = TypeVar("T")
 
 CANCELLABLE = ("validating", "in_progress")
 # Statuses whose batch still has lines to finish or files to write.
@@ -151,31 +153,45 @@ class Batches:
             return [_stored(r) for r in await session.scalars(stmt.limit(limit))]
 
     async def start(
-        self, batch_id: str, lines: Sequence[tuple[str, str]], model: str | None, now: int
+        self,
+        batch_id: str,
+        lines: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]],
+        model: str | None,
+        now: int,
     ) -> bool:
         """Store a validated batch's lines (custom id, body JSON) and move it to
-        `in_progress`, in one transaction; False when it is no longer validating."""
+        `in_progress`, in one transaction; False when it is no longer validating. `lines`
+        may be read as they come (a large file's): a page of rows is held at a time."""
         async with self._db.session.begin() as session:
             moved = await session.execute(
                 update(BatchRow)
                 .where(BatchRow.id == batch_id, BatchRow.status == "validating")
-                .values(status="in_progress", in_progress_at=now, total=len(lines), model=model)
+                .values(status="in_progress", in_progress_at=now, model=model)
             )
             if _count(moved) != 1:
                 return False
-            rows = [
-                {
-                    "batch_id": batch_id,
-                    "line": i,
-                    "custom_id": custom_id,
-                    "body": self._cipher.seal(body),
-                    "status": "pending",
-                    "attempt": 0,
-                }
-                for i, (custom_id, body) in enumerate(lines)
-            ]
-            for first in range(0, len(rows), _PAGE):
-                await session.execute(insert(BatchLineRow), rows[first : first + _PAGE])
+            total = 0
+            page: list[dict[str, object]] = []
+            async for custom_id, body in _each(lines):
+                page.append(
+                    {
+                        "batch_id": batch_id,
+                        "line": total,
+                        "custom_id": custom_id,
+                        "body": self._cipher.seal(body),
+                        "status": "pending",
+                        "attempt": 0,
+                    }
+                )
+                total += 1
+                if len(page) == _PAGE:
+                    await session.execute(insert(BatchLineRow), page)
+                    page = []
+            if page:
+                await session.execute(insert(BatchLineRow), page)
+            await session.execute(
+                update(BatchRow).where(BatchRow.id == batch_id).values(total=total)
+            )
         return True
 
     async def fail(self, batch_id: str, errors: list[dict[str, object]], now: int) -> bool:
@@ -450,3 +466,12 @@ async def _batch(session: AsyncSession, batch_id: str, project_id: str) -> Batch
 
 def _stored(row: BatchRow) -> StoredBatch:
     return StoredBatch(**{f.name: getattr(row, f.name) for f in fields(StoredBatch)})
+
+
+async def _each(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

@@ -215,7 +215,8 @@ class Files:
 async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     rest = b""
     async for chunk in chunks:
-        parts = (rest + chunk).split(b"\n")
+        parts = chunk.split(b"\n")
+        parts[0] = rest + parts[0]  # the line begun in the previous chunk, not a copy of this
         rest = parts.pop()
         for part in parts:
             yield part.rstrip(b"\r")

@@ -4,6 +4,7 @@ round is driven by `step()` on a clock the test sets."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from headrace.config import BatchSettings
 from headrace.storage.batches import Batches
 from headrace.storage.database import Database
 from headrace.storage.encryption import ContentCipher
-from headrace.storage.files import Files
+from headrace.storage.files import CHUNK, Files
 from tests.batch.test_queue import BLANK
 
 
@@ -71,13 +72,15 @@ async def setup(
     await db.close()
 
 
-async def _submit(batches: Batches, files: Files, lines: list[Any], **batch: Any) -> str:
+async def _submit(
+    batches: Batches, files: Files, lines: list[Any], max_bytes: int = 10**6, **batch: Any
+) -> str:
     async def chunks() -> AsyncIterator[bytes]:
         for line in lines:
             yield (line if isinstance(line, str) else json.dumps(line)).encode() + b"\n"
 
     source = await files.write("p1", filename="in.jsonl", purpose="batch", chunks=chunks(),
-                               max_bytes=10**6, now=1)  # fmt: skip
+                               max_bytes=max_bytes, now=1)  # fmt: skip
     await batches.create(replace(BLANK, input_file_id=source.id, **batch))
     return BLANK.id
 
@@ -116,6 +119,29 @@ async def test_a_batch_runs_to_completed_with_output_and_error_files(setup: Any)
     assert error["response"]["status_code"] == 400
     assert error["response"]["body"]["error"]["message"] == "no"
     assert {c.request_key for c in gateway.calls} == {f"{batch_id}-{i}" for i in range(3)}
+
+
+async def test_a_large_input_file_is_never_held_whole(setup: Any) -> None:
+    """16,000 requests of 1 KB: checked in one pass and stored in a second, a page of
+    rows at a time; the validating round holds what a few of the file's 1 MiB chunks
+    take, however large the file."""
+    worker, batches, files, _, _ = setup
+    lines = [_line(f"r{i}") for i in range(16_000)]
+    for line in lines:
+        line["body"]["messages"].append({"role": "user", "content": "x" * 900})
+    size = sum(len(json.dumps(line)) + 1 for line in lines)
+    batch_id = await _submit(batches, files, lines, max_bytes=size)
+    del lines
+    tracemalloc.start()
+    try:
+        await worker.step()  # validates, stores the lines, starts the first few
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    started = await batches.by_id(batch_id)
+    assert started is not None
+    assert (started.status, started.total) == ("in_progress", 16_000)
+    assert peak < 10 * CHUNK < size, f"held {peak:,} bytes for a {size:,}-byte file"
 
 
 async def test_a_bad_input_file_fails_the_batch_with_line_numbers(setup: Any) -> None:
