@@ -163,6 +163,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._deadline is not None:  # a request given up: its timer need not hold this
+            self._deadline.cancel()
+            self._deadline = None
         if self._transport is not None:
             self._transport.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -277,3 +278,31 @@ async def test_https_upstreams_are_verified(tmp_path: Path) -> None:
         await default.post(url, b"{}", {}, timeout_s=5)
     await default.close()
     listening.close()
+
+
+async def test_a_request_cancelled_while_waiting_closes_its_connection_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client gone while the upstream thinks: the connection is dropped (the answer would
+    come for nobody), and no future is left with an exception nobody reads."""
+    arrived = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        await reader.read()  # until the client closes
+
+    client = HttpClient()
+    async with serving(slow) as (url, server):
+        waiting = asyncio.create_task(client.post(url, b"{}", {}, timeout_s=5))
+        await arrived.wait()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        async with serving(_ok) as (other, _):
+            response = await client.post(other, b"{}", {}, timeout_s=5)
+            assert await response.read() == JSON
+        assert server.connections == 1
+    del waiting
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+    await client.close()
