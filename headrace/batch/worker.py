@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headrace.batch.lines import InputCheck, expired_line, output_line, usage_of
+from headrace.batch.lines import InputCheck, InputLine, expired_line, output_line, usage_of
 from headrace.config import BatchSettings
 from headrace.observability.logging import get_logger
 from headrace.storage.batches import Batches, ClaimedLine, StoredBatch
@@ -174,49 +174,35 @@ class BatchWorker:
         changed = False
         for batch in await self._batches.validating():
             check = InputCheck(batch.endpoint)
-            checked = await self._each_line(batch, check)
+            lines = await self._checked_lines(batch, check)
+            if lines is not None:
+                async for _ in lines:
+                    pass
+                if not check.errors:
+                    # Checked again as it is read: the same file (files are immutable) passes.
+                    lines = await self._checked_lines(batch, InputCheck(batch.endpoint))
             now = int(self._clock())
-            if checked and check.errors:
-                errors = [e.wire() for e in check.errors]
-                changed |= await self._batches.fail(batch.id, errors, now)
-            elif checked:
-                # Checked again as it is read: the same file (files are immutable) passes.
-                lines = self._valid_lines(batch, InputCheck(batch.endpoint))
-                changed |= await self._batches.start(batch.id, lines, check.model, now)
-            else:
+            if lines is None:
                 error: dict[str, object] = {
                     "code": "file_not_found",
                     "message": "The input file was deleted.",
                 }
                 changed |= await self._batches.fail(batch.id, [error], now)
+            elif check.errors:
+                errors = [e.wire() for e in check.errors]
+                changed |= await self._batches.fail(batch.id, errors, now)
+            else:
+                pairs = ((line.custom_id, line.body) async for line in lines)
+                changed |= await self._batches.start(batch.id, pairs, check.model, now)
         return changed
 
-    async def _each_line(self, batch: StoredBatch, check: InputCheck) -> bool:
-        """Run `batch`'s input through `check`; False when the file is gone."""
-        lines = await self._files.lines(batch.project_id, batch.input_file_id)
-        if lines is None:
-            return False
-        number = 0
-        async for raw in lines:
-            number += 1
-            check.add(raw, number)
-            if check.full:
-                break
-        return True
-
-    async def _valid_lines(
+    async def _checked_lines(
         self, batch: StoredBatch, check: InputCheck
-    ) -> AsyncIterator[tuple[str, str]]:
-        """The (custom id, body) of each request of a file that passed its check."""
-        lines = await self._files.lines(batch.project_id, batch.input_file_id)
-        if lines is None:
-            raise LookupError(f"batch {batch.id}: its input file was deleted while stored")
-        number = 0
-        async for raw in lines:
-            number += 1
-            line = check.add(raw, number)
-            if line is not None:
-                yield line.custom_id, line.body
+    ) -> AsyncIterator[InputLine] | None:
+        """`batch`'s requests as its input file is read through `check` (which also
+        collects the errors), until `check` is full; None when the file is gone."""
+        raw_lines = await self._files.lines(batch.project_id, batch.input_file_id)
+        return None if raw_lines is None else _through(raw_lines, check)
 
     async def _claim(self, now_ms: int) -> bool:
         free = self._settings.max_lines_in_flight - len(self._running)
@@ -341,3 +327,14 @@ def _server_error() -> dict[str, Any]:
             "code": None,
         }
     }
+
+
+async def _through(raw_lines: AsyncIterator[bytes], check: InputCheck) -> AsyncIterator[InputLine]:
+    number = 0
+    async for raw in raw_lines:
+        number += 1
+        line = check.add(raw, number)
+        if line is not None:
+            yield line
+        if check.full:
+            return

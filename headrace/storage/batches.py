@@ -13,9 +13,9 @@ line's state: one line is never claimed by two workers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headrace.storage.database import Database
 from headrace.storage.encryption import ContentCipher
 from headrace.storage.schema import BatchLineRow, BatchRow
-
-T = TypeVar("T")
 
 CANCELLABLE = ("validating", "in_progress")
 # Statuses whose batch still has lines to finish or files to write.
@@ -155,13 +153,13 @@ class Batches:
     async def start(
         self,
         batch_id: str,
-        lines: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]],
+        lines: AsyncIterable[tuple[str, str]],
         model: str | None,
         now: int,
     ) -> bool:
         """Store a validated batch's lines (custom id, body JSON) and move it to
         `in_progress`, in one transaction; False when it is no longer validating. `lines`
-        may be read as they come (a large file's): a page of rows is held at a time."""
+        are read as they come (a large file's): a page of rows is held at a time."""
         async with self._db.session.begin() as session:
             moved = await session.execute(
                 update(BatchRow)
@@ -172,7 +170,7 @@ class Batches:
                 return False
             total = 0
             page: list[dict[str, object]] = []
-            async for custom_id, body in _each(lines):
+            async for custom_id, body in lines:
                 page.append(
                     {
                         "batch_id": batch_id,
@@ -466,12 +464,3 @@ async def _batch(session: AsyncSession, batch_id: str, project_id: str) -> Batch
 
 def _stored(row: BatchRow) -> StoredBatch:
     return StoredBatch(**{f.name: getattr(row, f.name) for f in fields(StoredBatch)})
-
-
-async def _each(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item

@@ -5,6 +5,7 @@ line's result is counted once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,13 +28,19 @@ BLANK = StoredBatch(
 )  # fmt: skip
 
 
+async def _pairs(pairs: list[tuple[str, str]]) -> AsyncIterator[tuple[str, str]]:
+    """A batch's (custom id, body) pairs as the worker hands them over: as they are read."""
+    for pair in pairs:
+        yield pair
+
+
 async def _started(url: str, lines: int, cipher: ContentCipher | None = None) -> Batches:
     db = Database(url)
     await db.migrate()
     batches = Batches(db, cipher or ContentCipher([]))
     await batches.create(BLANK)
     pairs = [(f"c{i}", f'{{"n": {i}}}') for i in range(lines)]
-    assert await batches.start("batch_1", pairs, "m", now=101)
+    assert await batches.start("batch_1", _pairs(pairs), "m", now=101)
     return batches
 
 
@@ -104,7 +111,7 @@ async def test_cancel_skips_unrun_lines_and_expiry_fails_them(database_url: str)
     assert [b.status for b in await batches.settled()] == ["cancelling"]
 
     await batches.create(replace(BLANK, id="batch_2", expires_at=150))
-    assert await batches.start("batch_2", [("a", "{}"), ("b", "{}")], None, now=101)
+    assert await batches.start("batch_2", _pairs([("a", "{}"), ("b", "{}")]), None, now=101)
     assert await batches.expire_unrun(now=149, now_ms=0, result=lambda *a: "x") == 0
     made = await batches.expire_unrun(now=150, now_ms=0, result=lambda b, n, c: f"{b}/{n}/{c}")
     assert made == 2
@@ -117,7 +124,7 @@ async def test_cancel_skips_unrun_lines_and_expiry_fails_them(database_url: str)
 
 async def test_only_a_validating_batch_starts_or_fails(database_url: str) -> None:
     batches = await _started(database_url, 1)
-    assert not await batches.start("batch_1", [("x", "{}")], None, now=102)
+    assert not await batches.start("batch_1", _pairs([("x", "{}")]), None, now=102)
     assert not await batches.fail("batch_1", [{"code": "x"}], now=102)
     await batches.create(replace(BLANK, id="batch_3"))
     assert await batches.fail("batch_3", [{"code": "empty_file", "message": "m"}], now=102)
