@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from headrace.chunk_lines import split_lines
 from headrace.routing.http_client import HttpClient, HttpClientError, HttpResponse
 
 
@@ -128,7 +129,7 @@ class UpstreamClient:
         try:
             if response.status >= 400:
                 raise _error_from(response.status, await response.read())
-            async for line in _lines(response.chunks()):
+            async for line in split_lines(response.chunks()):
                 if not line.startswith(b"data:"):
                     continue  # comments (heartbeats), `event:` names, blank separators
                 data = line[5:].strip()
@@ -147,15 +148,3 @@ class UpstreamClient:
             raise UpstreamError(f"{target.name}: {exc!r}", retryable=True) from exc
         finally:
             response.release()  # a stream left early closes its connection
-
-
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Lines as they arrive, of any length."""
-    pending = b""
-    async for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r")
-    if pending:
-        yield pending.rstrip(b"\r")

@@ -22,6 +22,7 @@ from typing import BinaryIO, Literal
 from sqlalchemy import ColumnElement, delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headrace.chunk_lines import split_lines
 from headrace.errors import PayloadTooLargeError
 from headrace.storage.database import Database
 from headrace.storage.encryption import ContentCipher
@@ -167,7 +168,7 @@ class Files:
     async def lines(self, project_id: str, file_id: str) -> AsyncIterator[bytes] | None:
         """The file's lines (without their line breaks), or None for no such file."""
         chunks = await self.read(project_id, file_id)
-        return None if chunks is None else _split_lines(chunks)
+        return None if chunks is None else split_lines(chunks)
 
     async def purge_expired(self) -> int:
         """Delete the files past their expiry, rows and content; how many."""
@@ -210,18 +211,6 @@ class Files:
         finally:
             with contextlib.suppress(OSError):
                 handle.close()
-
-
-async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    rest = b""
-    async for chunk in chunks:
-        parts = chunk.split(b"\n")
-        parts[0] = rest + parts[0]  # the line begun in the previous chunk, not a copy of this
-        rest = parts.pop()
-        for part in parts:
-            yield part.rstrip(b"\r")
-    if rest:
-        yield rest.rstrip(b"\r")
 
 
 def _live(now: int) -> ColumnElement[bool]:

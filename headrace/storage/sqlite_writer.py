@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-Statement = tuple[str, Sequence[tuple[Any, ...]]]
+Statement = tuple[str, Sequence[tuple[Any, ...]]]  # SQL text, and its rows of parameters
 
 # As the async engine's connections (storage/database.py).
 _PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL")

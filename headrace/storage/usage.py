@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from headrace.storage.schema import UsageEventRow
+from headrace.storage.sqlite_writer import Statement
 
 GroupField = Literal["project_id", "api_key_id", "model"]
 
@@ -48,9 +49,6 @@ def _upsert_sql(paramstyle: str, columns: tuple[str, ...], update: bool) -> str:
         return head + "DO NOTHING"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "request_id")
     return head + f"DO UPDATE SET {updates} WHERE {_TABLE}.status = 'started'"
-
-
-Statement = tuple[str, list[tuple[Any, ...]]]  # SQL text and its rows of parameters
 
 
 def _upsert(paramstyle: str, rows: Sequence[dict[str, Any]], *, update: bool) -> Statement:
