@@ -162,19 +162,21 @@ def target(name: str, upstream: str, tmp: Path) -> Iterator[tuple[str, str]]:
         raise ValueError(name)
 
 
-@contextmanager
-def headrace(port: int, upstream: str, tmp: Path, *, moderated: bool) -> Iterator[str]:
-    """`headrace serve` with the upstream as an `openai` deployment of model `instant`, its
-    access log on (to /dev/null); moderation only when `moderated` (the issue's pipeline is
-    auth, limits, idempotency, metering, metrics and the access log)."""
+def headrace_config(
+    tmp: Path, upstream: str, *, moderated: bool, port: int | None = None
+) -> tuple[dict[str, str], str]:
+    """A data directory and config for Headrace with the upstream as an `openai` deployment
+    of model `instant`, its access log on; moderation only when `moderated` (the issue's
+    pipeline is auth, limits, idempotency, metering, metrics and the access log). The
+    environment that selects them, and an API key made there."""
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "headrace.yaml"
     config.write_text(
         "models:\n  - name: instant\n    kind: chat\n    deployments:\n"
         f"      - name: instant-upstream\n        kind: openai\n        url: {upstream}/v1\n"
         "        model: instant\n"
-        f"server:\n  port: {port}\n"
-        "log_level: info\n"
+        + (f"server:\n  port: {port}\n" if port is not None else "")
+        + "log_level: info\n"
         f"safety:\n  enabled: {'true' if moderated else 'false'}\n"
     )
     env = {"HEADRACE_DATA_DIR": str(tmp / "headrace-data"), "HEADRACE_CONFIG": str(config)}
@@ -183,6 +185,14 @@ def headrace(port: int, upstream: str, tmp: Path, *, moderated: bool) -> Iterato
          "--print-key-only"],
         capture_output=True, text=True, check=True, env={**os.environ, **env},
     ).stdout.strip()  # fmt: skip
+    return env, key
+
+
+@contextmanager
+def headrace(port: int, upstream: str, tmp: Path, *, moderated: bool) -> Iterator[str]:
+    """`headrace serve` on `port` as `headrace_config` sets it up (its access log to
+    `tmp`'s headrace.log); yields its API key."""
+    env, key = headrace_config(tmp, upstream, moderated=moderated, port=port)
     serve = [str(ROOT / ".venv" / "bin" / "headrace"), "serve"]
     with running(serve, port, env=env, log=tmp / "headrace.log"):  # the access log too
         yield key

@@ -21,7 +21,6 @@ import asyncio
 import gc
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import orjson
 import uvloop
 
-from benchmarks.gateway_proxy import BODY, ROOT, free_port, running
+from benchmarks.gateway_proxy import BODY, free_port, headrace_config, running
 
 Patch = tuple[Any, str, Any]  # object, attribute, the value it takes while stubbed
 
@@ -190,23 +189,13 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         running([sys.executable, "-m", "benchmarks.proxy.upstream", str(up_port)], up_port),
     ):
-        config = Path(tmp) / "headrace.yaml"
-        config.write_text(
-            "models:\n  - name: instant\n    kind: chat\n    deployments:\n"
-            f"      - name: instant-upstream\n        kind: openai\n        url: {upstream}/v1\n"
-            "        model: instant\nlog_level: info\nsafety:\n  enabled: false\n"
-        )
-        os.environ.update(HEADRACE_DATA_DIR=str(Path(tmp) / "data"), HEADRACE_CONFIG=str(config))
-        key = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "headrace"), "keys", "create", "--name", "stages",
-             "--print-key-only"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
+        env, key = headrace_config(Path(tmp), upstream, moderated=False)
+        os.environ.update(env)
         from benchmarks.proxy import floor
         from headrace.api.app import create_app
         from headrace.config import load_settings
 
-        app = create_app(load_settings(config))
+        app = create_app(load_settings(Path(env["HEADRACE_CONFIG"])))
         floor.UPSTREAM, floor.KEY = f"{upstream}/v1", f"Bearer {key}".encode()
 
         async def run() -> None:
