@@ -64,13 +64,29 @@ async def serving(answer: Handler) -> AsyncIterator[tuple[str, Server]]:
         listening.close()
 
 
-async def _ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(OK)
-    await writer.drain()
+def answering(raw: bytes) -> Handler:
+    """A server's answer of fixed bytes, whatever the request."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(raw)
+        await writer.drain()
+
+    return answer
 
 
-async def test_a_request_is_sent_whole_and_its_connection_kept_for_the_next() -> None:
-    client = HttpClient()
+_ok = answering(OK)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[HttpClient]:
+    http = HttpClient()
+    yield http
+    await http.close()
+
+
+async def test_a_request_is_sent_whole_and_its_connection_kept_for_the_next(
+    client: HttpClient,
+) -> None:
     async with serving(_ok) as (url, server):
         for _ in range(3):
             response = await client.post(url, b'{"a": 1}', {"x-trace": "t1"}, timeout_s=5)
@@ -84,10 +100,9 @@ async def test_a_request_is_sent_whole_and_its_connection_kept_for_the_next() ->
         assert {b"content-length: 8", b"x-trace: t1", b"accept-encoding: identity"} <= set(lines)
         assert any(line.startswith(b"host: 127.0.0.1:") for line in lines)
         assert body == b'{"a": 1}'
-    await client.close()
 
 
-async def test_a_chunked_body_arrives_as_it_is_sent() -> None:
+async def test_a_chunked_body_arrives_as_it_is_sent(client: HttpClient) -> None:
     more = asyncio.Event()
 
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -97,7 +112,6 @@ async def test_a_chunked_body_arrives_as_it_is_sent() -> None:
         writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
         await writer.drain()
 
-    client = HttpClient()
     async with serving(chunked) as (url, server):
         response = await client.post(url, b"{}", {}, timeout_s=5)
         chunks = response.chunks()
@@ -110,67 +124,55 @@ async def test_a_chunked_body_arrives_as_it_is_sent() -> None:
         more.set()
         assert await second.read() == b"firstsecond"
         assert server.connections == 1
-    await client.close()
 
 
-async def test_a_body_without_a_length_ends_with_its_connection() -> None:
+async def test_a_body_without_a_length_ends_with_its_connection(client: HttpClient) -> None:
     async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
         await writer.drain()
         writer.close()
 
-    client = HttpClient()
     async with serving(until_close) as (url, _):
         response = await client.post(url, b"{}", {}, timeout_s=5)
         assert await response.read() == b"all of it"
-    await client.close()
 
 
-async def test_a_connection_reset_mid_body_is_an_error() -> None:
+async def test_a_connection_reset_mid_body_is_an_error(client: HttpClient) -> None:
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
         await writer.drain()
         writer.transport.abort()  # a reset, not an orderly close
 
-    client = HttpClient()
     async with serving(cut) as (url, _):
         response = await client.post(url, b"{}", {}, timeout_s=5)
         with pytest.raises(HttpClientError, match="before the answer ended"):
             await response.read()
-    await client.close()
 
 
-async def test_an_upstream_that_never_answers_times_out() -> None:
+async def test_an_upstream_that_never_answers_times_out(client: HttpClient) -> None:
     async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # until the client gives up and closes
 
-    client = HttpClient()
     async with serving(hang) as (url, _):
         with pytest.raises(TimeoutError):
             await client.post(url, b"{}", {}, timeout_s=0.05)
-    await client.close()
 
 
-async def test_a_body_that_stalls_times_out() -> None:
+async def test_a_body_that_stalls_times_out(client: HttpClient) -> None:
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nsome")
         await writer.drain()
         await reader.read()
 
-    client = HttpClient()
     async with serving(stall) as (url, _):
         response = await client.post(url, b"{}", {}, timeout_s=0.05)
         with pytest.raises(TimeoutError):
             await response.read()
-    await client.close()
 
 
-async def test_a_response_released_early_closes_its_connection() -> None:
-    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
-        await writer.drain()
+async def test_a_response_released_early_closes_its_connection(client: HttpClient) -> None:
+    chunked = answering(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
 
-    client = HttpClient()
     async with serving(chunked) as (url, server):
         response = await client.post(url, b"{}", {}, timeout_s=5)
         assert await anext(response.chunks()) == b"first"
@@ -179,15 +181,11 @@ async def test_a_response_released_early_closes_its_connection() -> None:
         assert await anext(second.chunks()) == b"first"
         second.release()
         assert server.connections == 2
-    await client.close()
 
 
-async def test_refused_and_malformed_answers_are_client_errors() -> None:
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"this is not HTTP\r\n\r\n")
-        await writer.drain()
+async def test_refused_and_malformed_answers_are_client_errors(client: HttpClient) -> None:
+    garbage = answering(b"this is not HTTP\r\n\r\n")
 
-    client = HttpClient()
     async with serving(garbage) as (url, _):
         with pytest.raises(HttpClientError, match="malformed"):
             await client.post(url, b"{}", {}, timeout_s=5)
@@ -199,10 +197,9 @@ async def test_refused_and_malformed_answers_are_client_errors() -> None:
         await client.post(url, b"{}", {"x-evil": "a\r\nx-injected: 1"}, timeout_s=5)
     with pytest.raises(HttpClientError, match="not an http"):
         await client.post("ftp://example.invalid/x", b"{}", {}, timeout_s=5)
-    await client.close()
 
 
-async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
+async def test_a_kept_connection_the_server_closed_is_not_reused(client: HttpClient) -> None:
     closed = asyncio.Event()
 
     async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -212,7 +209,6 @@ async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
         await writer.wait_closed()
         closed.set()
 
-    client = HttpClient()
     async with serving(once) as (url, server):
         for _ in range(2):
             response = await client.post(url, b"{}", {}, timeout_s=5)
@@ -222,7 +218,6 @@ async def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
             for _ in range(10):  # a few turns of the loop: the close reaches the client
                 await asyncio.sleep(0)
         assert server.connections == 2
-    await client.close()
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
@@ -281,6 +276,7 @@ async def test_https_upstreams_are_verified(tmp_path: Path) -> None:
 
 
 async def test_a_request_cancelled_while_waiting_closes_its_connection_quietly(
+    client: HttpClient,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A client gone while the upstream thinks: the connection is dropped (the answer would
@@ -291,7 +287,6 @@ async def test_a_request_cancelled_while_waiting_closes_its_connection_quietly(
         arrived.set()
         await reader.read()  # until the client closes
 
-    client = HttpClient()
     async with serving(slow) as (url, server):
         waiting = asyncio.create_task(client.post(url, b"{}", {}, timeout_s=5))
         await arrived.wait()
@@ -305,4 +300,3 @@ async def test_a_request_cancelled_while_waiting_closes_its_connection_quietly(
     del waiting
     gc.collect()
     assert "never retrieved" not in caplog.text
-    await client.close()
