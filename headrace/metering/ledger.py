@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 from headrace.metering.usage import UsageEvent
@@ -43,6 +44,11 @@ from headrace.storage.sqlite_writer import SqliteWriter
 
 log = get_logger("headrace.metering")
 _EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
+# A usage row's columns: the event's fields, then the replica that wrote it. Rows are plain
+# tuples in this order, read off the event in one C call (a dict per row, then a tuple of
+# its values, was a tenth of the ledger's share of a proxied request).
+_COLUMNS = (*_EVENT_FIELDS, "replica")
+_event_values = attrgetter(*_EVENT_FIELDS)
 BATCH = 500
 # Beyond this many unwritten events (a long database outage) the oldest are dropped, loudly,
 # rather than the process running out of memory.
@@ -76,9 +82,17 @@ class UsageLedger:
         # SQLite: group commits on a thread of their own (storage/sqlite_writer.py).
         self._writer = SqliteWriter.for_url(db.url)
         self._paramstyle = "qmark" if self._writer is not None else db.engine.dialect.paramstyle
+        # On the writer's thread a row per statement is a round of the GIL per row (SQLite
+        # lets it go while it works on each): the rows of a commit go into one statement
+        # (docs/benchmarks.md, "Fifth round").
+        self._rows_per_statement = (
+            usage_rows.SQLITE_MAX_PARAMS // len(_COLUMNS) if self._writer is not None else 1
+        )
         self.replica = replica
         self._stale_after = stale_after_s
-        self._begun: deque[tuple[UsageEvent, asyncio.Future[bool]]] = deque()
+        # Started rows to write: each with its request's future and when it stops waiting.
+        self._begun: deque[tuple[UsageEvent, asyncio.Future[bool], float]] = deque()
+        self._overdue: asyncio.TimerHandle | None = None  # `_give_up_waiting`, when armed
         self._queue: deque[UsageEvent] = deque()
         self._discarded: deque[str] = deque()
         self._wake = asyncio.Event()
@@ -128,21 +142,34 @@ class UsageLedger:
         """Write `event` (status `started`) before the request's work; True once committed.
         With the database down or slow it gives up waiting after `begin_timeout_s` (False)
         and the request goes on: its row is still written, just not before its work."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._begun.append((event, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._begun.append((event, future, loop.time() + self._begin_timeout))
+        if self._overdue is None:
+            self._overdue = loop.call_later(self._begin_timeout, self._give_up_waiting)
         if self._committer is None or self._committer.done():
             # The first request to find no commit under way starts one for every started
             # row queued (group commit, without waiting for the writer task to be
             # scheduled); the others arriving meanwhile are written by it or its next round.
-            self._committer = asyncio.get_running_loop().create_task(self._commit_begun())
-        try:
-            async with asyncio.timeout(self._begin_timeout):
-                # A client hanging up cancels its own future only: the shared commit runs
-                # on in the committer's task and writes its row all the same.
-                return await future
-        except TimeoutError:
-            log.warning("usage_begin_slow", request_id=event.request_id)
-            return False
+            self._committer = loop.create_task(self._commit_begun())
+        # A client hanging up cancels its own future only: the shared commit runs on in the
+        # committer's task and writes its row all the same.
+        return await future
+
+    def _give_up_waiting(self) -> None:
+        """Requests that have waited `begin_timeout_s` for their started row go on (False);
+        the rows stay queued. One timer for the queue, for its oldest row, rather than a
+        timeout per request."""
+        self._overdue = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for event, future, deadline in self._begun:
+            if deadline > now:
+                self._overdue = loop.call_at(deadline, self._give_up_waiting)
+                return
+            if not future.done():
+                log.warning("usage_begin_slow", request_id=event.request_id)
+                future.set_result(False)
 
     async def _commit_begun(self) -> None:
         """Write started rows until none is queued (a write takes them off the queue; an
@@ -188,16 +215,18 @@ class UsageLedger:
                 discarded = [self._discarded[i] for i in range(min(BATCH, len(self._discarded)))]
             statements = usage_rows.ledger_writes(
                 self._paramstyle,
-                [self._row(e) for e, _ in begun],
+                _COLUMNS,
+                [self._row(e) for e, _, _ in begun],
                 [self._row(e) for e in ended],
                 discarded,
+                rows_per_statement=self._rows_per_statement,
             )
             if self._writer is not None:
                 await self._writer.run(statements)
             else:
                 async with self._db.engine.begin() as conn:
                     await usage_rows.write(conn, statements)
-            for _, future in begun:
+            for _, future, _ in begun:
                 self._begun.popleft()
                 if not future.done():
                     future.set_result(True)
@@ -207,6 +236,9 @@ class UsageLedger:
                 self._discarded.popleft()
 
     async def close(self) -> None:
+        if self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
         if self._task is not None:
             # A write cut short here rolls back or, if it committed, is skipped on rewrite.
             self._task.cancel()
@@ -242,11 +274,9 @@ class UsageLedger:
         if not held:
             log.error("replica_hold_lost", replica=self.replica)
 
-    def _row(self, event: UsageEvent) -> dict[str, Any]:
+    def _row(self, event: UsageEvent) -> tuple[Any, ...]:
         # Shallow: every field is a scalar (`asdict` deep-copies, a tenth of a request's CPU).
-        row = {name: getattr(event, name) for name in _EVENT_FIELDS}
-        row["replica"] = self.replica
-        return row
+        return (*_event_values(event), self.replica)
 
     async def _write_logged(self) -> bool:
         try:
@@ -261,7 +291,7 @@ class UsageLedger:
     def _release_begun(self) -> None:
         """Requests waiting on their started row go on rather than wait out an outage: the
         rows stay queued for the writer."""
-        for _, future in self._begun:
+        for _, future, _ in self._begun:
             if not future.done():
                 future.set_result(False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, case, func, or_, select, update
@@ -36,35 +37,57 @@ def _placeholders(paramstyle: str, count: int) -> str:
     raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")
 
 
+#: Parameters SQLite binds in one statement at most (its default limit since 3.32).
+SQLITE_MAX_PARAMS = 32_766
+
+
 @functools.cache
-def _upsert_sql(paramstyle: str, columns: tuple[str, ...], update: bool) -> str:
+def _upsert_sql(paramstyle: str, columns: tuple[str, ...], update: bool) -> tuple[str, str]:
+    """The upsert's text before its VALUES rows and after them."""
     unknown = set(columns) - _COLUMNS
     if unknown:  # the names go into SQL text: only the table's own
         raise ValueError(f"not columns of {_TABLE}: {sorted(unknown)}")
-    head = (
-        f"INSERT INTO {_TABLE} ({', '.join(columns)}) "
-        f"VALUES ({_placeholders(paramstyle, len(columns))}) ON CONFLICT (request_id) "
-    )
+    head = f"INSERT INTO {_TABLE} ({', '.join(columns)}) VALUES "
     if not update:
-        return head + "DO NOTHING"
+        return head, " ON CONFLICT (request_id) DO NOTHING"
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "request_id")
-    return head + f"DO UPDATE SET {updates} WHERE {_TABLE}.status = 'started'"
+    return head, (
+        f" ON CONFLICT (request_id) DO UPDATE SET {updates} WHERE {_TABLE}.status = 'started'"
+    )
 
 
-def _upsert(paramstyle: str, rows: Sequence[dict[str, Any]], *, update: bool) -> Statement:
-    columns = tuple(rows[0])
-    sql = _upsert_sql(paramstyle, columns, update)
-    return sql, [tuple(row[c] for c in columns) for row in rows]
+def _upsert(
+    paramstyle: str,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    update: bool,
+    per_statement: int,
+) -> list[Statement]:
+    head, tail = _upsert_sql(paramstyle, columns, update)
+    values = f"({_placeholders(paramstyle, len(columns))})"
+    if per_statement == 1:
+        return [(head + values + tail, rows)]
+    if paramstyle != "qmark":  # numbered placeholders would need numbering across rows
+        raise ValueError(f"rows packed into one statement need qmark, not {paramstyle!r}")
+    return [
+        (head + ", ".join([values] * len(chunk)) + tail, [tuple(chain.from_iterable(chunk))])
+        for chunk in (rows[i : i + per_statement] for i in range(0, len(rows), per_statement))
+    ]
 
 
 def ledger_writes(
     paramstyle: str,
-    started: Sequence[dict[str, Any]],
-    ended: Sequence[dict[str, Any]],
+    columns: tuple[str, ...],
+    started: Sequence[tuple[Any, ...]],
+    ended: Sequence[tuple[Any, ...]],
     discarded: Sequence[str],
+    *,
+    rows_per_statement: int = 1,
 ) -> list[Statement]:
     """One group commit of the usage ledger, as executemany statements for a driver of
-    `paramstyle`, in this order:
+    `paramstyle`; rows are tuples of `columns`' values (`request_id` among them), in this
+    order:
 
     - `started` rows inserted; one whose `request_id` is already stored is skipped, so a
       write retried after a lost acknowledgement never counts a request twice;
@@ -72,15 +95,23 @@ def ledger_writes(
       finished is left as it is: a retried write, or a request whose started row was
       closed as orphaned, counts once, as first written;
     - the started rows of `discarded` requests (ended before any work) removed.
+
+    With `rows_per_statement` above 1 (qmark drivers only: SQLite) the rows go up to that
+    many to a statement (`VALUES (...), (...)`), each statement one set of parameters.
     """
-    statements = []
+    statements: list[Statement] = []
     if started:
-        statements.append(_upsert(paramstyle, started, update=False))
+        statements += _upsert(
+            paramstyle, columns, started, update=False, per_statement=rows_per_statement
+        )
     if ended:
         # One row per request: PostgreSQL refuses to update a row twice in one statement,
         # and the first ending written is the one that counts anyway.
-        first = list({r["request_id"]: r for r in reversed(ended)}.values())
-        statements.append(_upsert(paramstyle, first, update=True))
+        key = columns.index("request_id")
+        first = list({r[key]: r for r in reversed(ended)}.values())
+        statements += _upsert(
+            paramstyle, columns, first, update=True, per_statement=rows_per_statement
+        )
     if discarded:
         sql = (
             f"DELETE FROM {_TABLE} WHERE request_id = {_placeholders(paramstyle, 1)} "

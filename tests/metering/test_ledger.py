@@ -119,6 +119,40 @@ async def test_a_begin_cancelled_by_its_client_neither_stalls_nor_loses_the_othe
     await db.close()
 
 
+async def test_a_begin_waits_at_most_its_timeout_and_its_row_is_still_written(
+    database_url: str,
+) -> None:
+    """A stalled database: each `begin` gives up after `begin_timeout_s` (False), the ones
+    queued later wait their own full timeout, and every row is written once it is back."""
+    db = Database(database_url)
+    await db.migrate()
+    ledger = UsageLedger(db, begin_timeout_s=0.02)
+    stalled = asyncio.Event()
+    flush = ledger.flush
+
+    async def stalled_flush() -> None:
+        await stalled.wait()
+        await flush()
+
+    ledger.flush = stalled_flush  # type: ignore[method-assign]
+    started = replace(EVENT, status="started", output_tokens=0, output_cost_nanousd=0)
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    assert await ledger.begin(replace(started, request_id="chatcmpl-1")) is False
+    first_waited = loop.time() - asked
+    asked = loop.time()
+    assert await ledger.begin(replace(started, request_id="chatcmpl-2")) is False
+    assert loop.time() - asked >= 0.02  # each waits its own timeout
+    assert first_waited >= 0.02
+    assert ledger.pending == 2
+    stalled.set()
+    ledger.flush = flush  # type: ignore[method-assign]
+    await ledger.close()
+    assert await _row(db, "chatcmpl-1") is not None
+    assert await _row(db, "chatcmpl-2") is not None
+    await db.close()
+
+
 async def test_a_request_ended_before_any_work_leaves_no_row(database_url: str) -> None:
     db = Database(database_url)
     await db.migrate()
