@@ -3,6 +3,7 @@
 upstream = FakeUpstream()          # serve `upstream` (an ASGI app) with tests.conftest.serving
 upstream.mode = "fail"             # ok | fail | bad | hang | cut
 upstream.words = [...]             # what it answers, a chunk per word when streaming
+upstream.usage = False             # no usage block, as some servers do
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class FakeUpstream:
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
         self.words = list(WORDS)
+        self.usage = True
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[bytes, bytes]] = []
 
@@ -50,35 +52,39 @@ class FakeUpstream:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
             await _json(send, 200, {
                 "id": "up-2", "object": "text_completion", "created": 1, "model": request["model"],
-                "choices": [choice], "usage": USAGE,
+                "choices": [choice], **self._usage(),
             })  # fmt: skip
         elif self.mode == "hang":
             await receive()  # answers nothing; returns when the gateway hangs up
         elif request.get("stream"):
-            await self._stream(send, request)
+            await self._stream(send, request, legacy=scope["path"].endswith("/v1/completions"))
         else:
             message = {"role": "assistant", "content": "".join(self.words)}
             choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
             await _json(send, 200, {
                 "id": "up-1", "object": "chat.completion", "created": 1, "model": request["model"],
-                "choices": [choice], "usage": USAGE,
+                "choices": [choice], **self._usage(),
             })  # fmt: skip
 
-    async def _stream(self, send: Any, request: dict[str, Any]) -> None:
-        base = {"id": "up-1", "object": "chat.completion.chunk", "created": 1,
-                "model": request["model"]}  # fmt: skip
+    def _usage(self) -> dict[str, Any]:
+        return {"usage": USAGE} if self.usage else {}
+
+    async def _stream(self, send: Any, request: dict[str, Any], *, legacy: bool) -> None:
+        """Chat chunks, or `/v1/completions` ones (`legacy`: text, not deltas)."""
+        kind = "text_completion" if legacy else "chat.completion.chunk"
+        base = {"id": "up-1", "object": kind, "created": 1, "model": request["model"]}
         headers = [(b"content-type", b"text/event-stream")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for i, word in enumerate(self.words):
             if self.mode == "cut" and i == 2:
                 raise ConnectionResetError("upstream went away mid-stream")
             delta = {"content": word} if i else {"role": "assistant", "content": word}
-            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            choice = {"text": word} if legacy else {"delta": delta}
+            chunk = {**base, "choices": [{"index": 0, **choice, "finish_reason": None}]}
             await _event(send, chunk)
-        await _event(
-            send, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        )
-        if (request.get("stream_options") or {}).get("include_usage"):
+        end = {"text": ""} if legacy else {"delta": {}}
+        await _event(send, {**base, "choices": [{"index": 0, **end, "finish_reason": "stop"}]})
+        if (request.get("stream_options") or {}).get("include_usage") and self.usage:
             await _event(send, {**base, "choices": [], "usage": USAGE})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 

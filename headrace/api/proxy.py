@@ -1,13 +1,14 @@
 """Models that run on deployments elsewhere: the request goes to an upstream the router
 picks, and comes back as the upstream sends it, metered and accounted like a local run.
 
-    route (rollout, affinity, bounds) -> admit (tokens counted with our tokenizer) ->
+    route (rollout, affinity, bounds) -> admit (the prompt's tokens estimated) ->
     started row -> first event (retried on another deployment or a fallback model while
     nothing was sent) -> stream
 
 Chunks pass through with our request id and public model name; the upstream is asked for
 its usage (`stream_options.include_usage`), which replaces our estimate when it comes, and
-is dropped again unless the client asked for it too.
+is dropped again unless the client asked for it too. An upstream that sends no usage is
+counted with our tokenizer: the prompt, and the answer's text (a stream: a token a chunk).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from headrace.admission.auth import Principal
+from headrace.admission.estimate import estimate_tokens
 from headrace.api import sse
 from headrace.api.generation_response import Meter, respond
 from headrace.api.internal import InternalCall, response_id
@@ -85,7 +87,7 @@ async def proxy(
     stream = bool(body.get("stream"))
     # Routed before admission: a request refused for overload reserves nothing.
     plan = await route(state, caller, record, name, hints or RouteHints())
-    prompt_tokens = model.tokenizer.count(prompt_text)
+    prompt_tokens = estimate_tokens(prompt_text)
     output_cap = model.settings.default_max_tokens if max_tokens is None else max_tokens
     reserved = prompt_tokens + output_cap
     admission = await state.limiter.admit(caller, model=name, tokens=reserved)
@@ -110,6 +112,7 @@ async def proxy(
 
     events = _translated(state.router.failover(plan, open_stream))
     head: list[Event] = []
+    reported = False  # the upstream sent its usage: else ours is counted at the end
 
     async def first_event() -> None:
         record.engine_submitted_s = record.now_s()
@@ -122,9 +125,13 @@ async def proxy(
             record.fallback_model = served.model
 
     async def upstream_chunks() -> AsyncIterator[dict[str, Any]]:
+        nonlocal reported
         async for _, chunk in _chained(head, events):
-            _measure(meter, record, chunk)  # what the upstream generated, shown or not
+            # What the upstream generated, shown or not.
+            reported = _measure(meter, record, chunk) or reported
             yield chunk
+        if not reported:
+            meter.prompt_tokens = model.tokenizer.count(prompt_text)
 
     async def chunks() -> AsyncIterator[bytes]:
         source = upstream_chunks()
@@ -139,6 +146,12 @@ async def proxy(
                 del chunk["usage"]
             chunk["id"], chunk["model"] = meter.id, name
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        if wants_usage and not reported:  # asked for, and the upstream sent none: ours
+            kind = "chat.completion.chunk" if endpoint == "chat.completions" else "text_completion"
+            last = {"id": meter.id, "object": kind,
+                    "created": meter.created, "model": name, "choices": [],
+                    "usage": _usage(meter, endpoint)}  # fmt: skip
+            yield b"data: " + orjson.dumps(last) + b"\n\n"
         yield sse.DONE
 
     async def complete() -> dict[str, Any]:
@@ -147,7 +160,10 @@ async def proxy(
         # (in flight, circuit breaker) now, not when the generator is collected.
         async for _ in events:
             pass
-        _measure(meter, record, answer)
+        if not _measure(meter, record, answer):  # no usage from the upstream: ours
+            meter.prompt_tokens = model.tokenizer.count(prompt_text)
+            meter.generated_tokens = sum(model.tokenizer.count(t) for t in _answer_texts(answer))
+            answer["usage"] = _usage(meter, endpoint)
         if meter.output_check is not None:
             answer = await guarded_answer(answer, meter.output_check)
         if masker is not None:
@@ -286,14 +302,15 @@ def _as_sent(body: BaseModel, received: dict[str, Any] | None) -> dict[str, Any]
     return body.model_dump(mode="json", exclude_unset=True, by_alias=True)
 
 
-def _measure(meter: Meter, record: RequestRecord, chunk: dict[str, Any]) -> None:
-    """Count a chunk: a token per content delta until the upstream's own usage says."""
+def _measure(meter: Meter, record: RequestRecord, chunk: dict[str, Any]) -> bool:
+    """Count a chunk: a token per content delta until the upstream's own usage says;
+    whether it carried that usage."""
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or choice.get("message") or {}
         if delta.get("content") or delta.get("tool_calls") or choice.get("text"):
             record.token_times_s.append(record.now_s())
             record.output_tokens_timed += 1
-            if "delta" in choice:
+            if "message" not in choice:  # a chunk of a stream: a token, near enough
                 meter.generated_tokens += 1
     usage = chunk.get("usage")
     if isinstance(usage, dict):
@@ -301,6 +318,32 @@ def _measure(meter: Meter, record: RequestRecord, chunk: dict[str, Any]) -> None
         meter.generated_tokens = int(usage.get("completion_tokens") or 0)
         details = usage.get("prompt_tokens_details") or {}
         meter.cached_tokens = int(details.get("cached_tokens") or 0)
+        return True
+    return False
+
+
+def _usage(meter: Meter, endpoint: str) -> dict[str, int]:
+    """The usage block of our own count, in `endpoint`'s shape."""
+    if endpoint == "embeddings":
+        return {"prompt_tokens": meter.prompt_tokens, "total_tokens": meter.prompt_tokens}
+    return {
+        "prompt_tokens": meter.prompt_tokens,
+        "completion_tokens": meter.generated_tokens,
+        "total_tokens": meter.used_tokens,
+    }
+
+
+def _answer_texts(answer: dict[str, Any]) -> list[str]:
+    """What a whole answer generated: each choice's text or message content, and its tool
+    calls' names and arguments (embeddings generate nothing)."""
+    texts = []
+    for choice in answer.get("choices") or ():
+        message = choice.get("message") or {}
+        texts.append(str(choice.get("text") or message.get("content") or ""))
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") or {}
+            texts.append(f"{function.get('name') or ''}{function.get('arguments') or ''}")
+    return texts
 
 
 async def _one(answer: Any) -> AsyncIterator[dict[str, Any]]:

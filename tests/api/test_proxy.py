@@ -21,9 +21,11 @@ from headrace.api.app import create_app
 from headrace.config import Settings
 from headrace.control.keys import create_project_key
 from headrace.control.tenants import create_org, create_project
+from headrace.engine.tokenizer import Tokenizer
 from headrace.observability.metrics import Metrics
 from headrace.observability.telemetry import Telemetry
 from headrace.observability.tracing import tracer_provider
+from headrace.routing.registry import COUNTING_TOKENIZER
 from headrace.storage.database import Database
 from headrace.storage.schema import UsageEventRow
 from tests.conftest import new_key, serving, usage_rows
@@ -130,6 +132,40 @@ def test_a_stream_passes_through_and_usage_only_when_asked(gateway: Gateway) -> 
     )
     assert with_usage[-1].usage is not None
     assert with_usage[-1].usage.prompt_tokens == USAGE["prompt_tokens"]
+
+
+def test_an_upstream_without_usage_is_counted_with_our_tokenizer(gateway: Gateway) -> None:
+    """Some servers send no usage block: the prompt and a whole answer are counted with the
+    bundled tokenizer, a stream a token a chunk; the client gets that usage where it would
+    have had the upstream's, and the ledger records it."""
+    for upstream in gateway.upstreams.values():
+        upstream.usage = False
+    counter = Tokenizer(COUNTING_TOKENIZER)
+    prompt, answer = counter.count("Say hello."), counter.count("".join(WORDS))
+    completion = gateway.client.chat.completions.create(model="big", messages=ASK)
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (prompt, answer)
+    chunks = list(
+        gateway.client.chat.completions.create(
+            model="big", messages=ASK, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (
+        prompt,
+        len(WORDS),
+    )
+    legacy = list(gateway.client.completions.create(model="big", prompt="Say hello.", stream=True))
+    assert "".join(c.choices[0].text for c in legacy if c.choices) == "".join(WORDS)
+    used = sorted((e.endpoint, e.input_tokens, e.output_tokens) for e in gateway.usage())
+    assert used == sorted(
+        [
+            ("chat.completions", prompt, answer),
+            ("chat.completions", prompt, len(WORDS)),
+            ("completions", prompt, len(WORDS)),
+        ]
+    )
 
 
 def test_a_failing_deployment_is_skipped_then_its_circuit_opens(gateway: Gateway) -> None:
