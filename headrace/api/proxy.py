@@ -93,8 +93,9 @@ async def proxy(
     admission = await state.limiter.admit(caller, model=name, tokens=reserved)
     record.mark("admission")
     prefix = {"chat.completions": "chatcmpl", "completions": "cmpl"}.get(endpoint, "embd")
-    meter = Meter(response_id(prefix, call), name, int(time.time()), endpoint)
-    meter.record, meter.prompt_tokens = record, prompt_tokens
+    meter = Meter(
+        response_id(prefix, call), name, int(time.time()), endpoint, prompt_tokens, record=record
+    )
     # Check input (and set up the output check), as for a local model.
     param = {"chat.completions": "messages", "completions": "prompt"}.get(endpoint, "input")
     await moderate_input(state, caller, model, admission, meter, [prompt_text], param=param)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -24,10 +25,16 @@ import orjson
 from headrace.config import Settings
 from headrace.observability.redaction import RedactPii
 
-# Values the gateway generates (random ids, a trace id): nothing personal can be in them,
-# so they skip the scan that would miss its cache on every line anyway. Every other string
-# (the path, the model a client named, a rejection) is scanned, mostly as a cache hit.
-_GENERATED = frozenset({"request_id", "project_id", "org_id", "trace_id"})
+# Values the gateway itself writes: ids it generates (a scan would miss its cache every
+# line), and names from its own code or configuration (a route template, an outcome, a
+# deployment). Nothing personal can be in them. Every other string (the path, the model a
+# client named, a prompt id, and any field added later) is scanned, mostly a cache hit.
+_OURS = frozenset(
+    {
+        "request_id", "project_id", "org_id", "trace_id", "method", "route", "outcome",
+        "rejection", "endpoint", "deployment", "model_version", "fallback_model", "tier",
+    }
+)  # fmt: skip
 
 
 class AccessLine:
@@ -40,6 +47,8 @@ class AccessLine:
         self._pii = RedactPii() if redact else None
         self._stream = stream  # None: sys.stderr as it is at each write
         self._pending: list[str] = []
+        self._second = -1  # the second `_prefix` is, formatted
+        self._prefix = ""
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AccessLine | None:
@@ -52,12 +61,13 @@ class AccessLine:
 
     def write(self, fields: dict[str, object]) -> None:
         if self._pii is not None:
-            for key, value in fields.items():
-                if isinstance(value, str) and key not in _GENERATED:
+            for key in fields.keys() - _OURS:
+                value = fields[key]
+                if isinstance(value, str):
                     fields[key] = self._pii.clean(value)
         fields["event"] = "request"
         fields["level"] = "info"
-        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        fields["timestamp"] = self._timestamp()
         self._pending.append(orjson.dumps(fields).decode())
         if len(self._pending) > 1:
             return  # this turn's write is already scheduled
@@ -67,6 +77,16 @@ class AccessLine:
             self.flush()
         else:
             loop.call_soon(self.flush)
+
+    def _timestamp(self) -> str:
+        """Now, as structlog's ISO timestamper writes it (`...T12:40:56.053334Z`); the
+        date and time of day are formatted once a second."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
 
     def flush(self) -> None:
         """Write the lines pending, one per line, in one write."""

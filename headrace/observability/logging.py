@@ -89,7 +89,7 @@ def access_fields(record: RequestRecord, trace_id: str = "") -> dict[str, object
         "ttft_ms": _ms(record.ttft_s),
         "queue_ms": _ms(record.queue_s),
         "tpot_ms": _ms(record.time_per_output_token_s),
-        "stages_ms": {s.name: _ms(s.end_s - s.start_s) for s in record.stages},
+        "stages_ms": {s.name: int((s.end_s - s.start_s) * 1e5 + 0.5) / 100 for s in record.stages},
     }
     if trace_id:
         fields["trace_id"] = trace_id
@@ -97,4 +97,6 @@ def access_fields(record: RequestRecord, trace_id: str = "") -> dict[str, object
 
 
 def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 2)
+    """Milliseconds to two decimals (not `round(x, 2)`: exact halves go up, at a fifth of
+    its cost, and a line has a dozen of these)."""
+    return None if seconds is None else int(seconds * 1e5 + 0.5) / 100
