@@ -34,6 +34,10 @@ from urllib.parse import urlsplit
 import httptools
 
 MAX_IDLE_PER_ORIGIN = 256  # idle connections kept per scheme, host and port
+# A connection idle this long is not reused: servers close idle keep-alive connections
+# (uvicorn, which vLLM runs on, after 5 s), and one closed while a request is being
+# written on it fails that request. Closing first, a little before, leaves no such race.
+MAX_IDLE_S = 4.0
 # A body this large is held while nobody reads it; the connection stops reading beyond it.
 HIGH_WATER_BYTES = 1 << 20
 
@@ -145,6 +149,7 @@ class _Connection(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._paused = False
         self.closed = False
+        self.idle_since = 0.0  # the loop's time when it last went back to the pool
 
     def send(self, request: bytes, deadline: asyncio.TimerHandle) -> asyncio.Future[HttpResponse]:
         """Write `request`; the future has the response once its head is read."""
@@ -296,6 +301,15 @@ class HttpClient:
 
     def _take(self, origin: Origin) -> _Connection | None:
         pool = self._pools.get(origin)
+        if not pool:
+            return None
+        # Oldest first, as they went back: those idle too long are the front of the list.
+        fresh = asyncio.get_running_loop().time() - MAX_IDLE_S
+        stale = 0
+        while stale < len(pool) and pool[stale].idle_since < fresh:
+            pool[stale].close()
+            stale += 1
+        del pool[:stale]
         while pool:
             connection = pool.pop()  # the most recently used: the least likely timed out
             if not connection.closed:
@@ -305,6 +319,7 @@ class HttpClient:
     def _idle(self, connection: _Connection) -> None:
         pool = self._pools.setdefault(connection.origin, [])
         if len(pool) < MAX_IDLE_PER_ORIGIN:
+            connection.idle_since = asyncio.get_running_loop().time()
             pool.append(connection)
         else:
             connection.close()

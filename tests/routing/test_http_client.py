@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from headrace.routing.http_client import HttpClient, HttpClientError
+from headrace.routing.http_client import MAX_IDLE_S, HttpClient, HttpClientError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON = b'{"ok": true}'
@@ -218,6 +218,22 @@ async def test_a_kept_connection_the_server_closed_is_not_reused(client: HttpCli
             for _ in range(10):  # a few turns of the loop: the close reaches the client
                 await asyncio.sleep(0)
         assert server.connections == 2
+
+
+async def test_a_connection_idle_too_long_is_closed_not_reused(client: HttpClient) -> None:
+    """Servers close idle keep-alive connections; one closed as a request is written on it
+    fails that request, so the client stops reusing them a little before."""
+    async with serving(_ok) as (url, server):
+        for _ in range(2):
+            response = await client.post(url, b"{}", {}, timeout_s=5)
+            assert await response.read() == JSON
+        assert server.connections == 1
+        [kept] = client._pools[next(iter(client._pools))]
+        kept.idle_since -= MAX_IDLE_S + 1  # as if it had waited that long
+        response = await client.post(url, b"{}", {}, timeout_s=5)
+        assert await response.read() == JSON
+        assert server.connections == 2
+        assert kept.closed
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
