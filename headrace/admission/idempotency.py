@@ -21,9 +21,9 @@ import contextlib
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -105,11 +105,17 @@ def decide(entry: Entry | None, key: str, fingerprint: str, owner: str) -> Outco
     return InProgress()
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    """The request's identity: the same JSON with keys in another order is the same body."""
+def fingerprint(method: str, path: str, body: bytes, parsed: Any = None) -> str:
+    """The request's identity: the same JSON with keys in another order is the same body.
+    `parsed` is `body` already parsed (a value that is not JSON: it is not)."""
+    if parsed is None:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = body
     try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONDecodeError:
+        canonical = orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON
         canonical = body
     digest = hashlib.sha256(f"{method} {path}\n".encode() + canonical)
     return digest.hexdigest()
@@ -132,9 +138,14 @@ class Recorder:
     complete: bool = False
     overflow: bool = False
 
-    def start(self, status: int, headers: list[tuple[str, str]]) -> None:
+    def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """The response's status and raw headers, as the ASGI start message has them."""
         self.status = status
-        self.headers = [(k.lower(), v) for k, v in headers if k.lower() in REPLAYED_HEADERS]
+        self.headers = [
+            (name, v.decode("latin-1"))
+            for k, v in headers
+            if (name := k.decode("latin-1").lower()) in REPLAYED_HEADERS
+        ]
 
     def body(self, chunk: bytes, *, more: bool) -> None:
         self.size += len(chunk)

@@ -19,7 +19,7 @@ from headrace.admission.idempotency import (
     fingerprint,
     scoped_key,
 )
-from headrace.api.middleware import read_body
+from headrace.api.middleware import json_body, read_body
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError, InvalidRequestError
 
@@ -56,7 +56,7 @@ class IdempotencyMiddleware:
         try:
             outcome = await state.idempotency.begin(
                 scoped_key(principal.project_id, key),
-                fingerprint(scope["method"], scope["path"], body),
+                fingerprint(scope["method"], scope["path"], body, json_body(scope, body)),
             )
         except HeadraceError as exc:
             await _send(send, _error(exc))
@@ -73,10 +73,7 @@ class IdempotencyMiddleware:
 
         async def recording(message: Message) -> None:
             if message["type"] == "http.response.start":
-                recorder.start(
-                    message["status"],
-                    [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]],
-                )
+                recorder.start(message["status"], message["headers"])
             elif message["type"] == "http.response.body":
                 recorder.body(message.get("body", b""), more=message.get("more_body", False))
             await send(message)

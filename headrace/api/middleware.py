@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,10 @@ from headrace.observability.telemetry import Telemetry
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Where the receive stage leaves the body it read, in the request's scope state.
 BODY_KEY = "received_body"
+#: Where `json_body` leaves the body parsed, for the next stage that needs it.
+PARSED_KEY = "received_json"
+#: `json_body`'s answer for a body that is not JSON.
+NOT_JSON = object()
 
 
 def new_request_id() -> str:
@@ -176,6 +181,23 @@ async def read_body(scope: Scope, receive: Receive) -> tuple[bytes, Receive]:
     return body, _replay(
         [{"type": "http.request", "body": body, "more_body": False}, *early], receive
     )
+
+
+def json_body(scope: Scope, body: bytes) -> Any:
+    """`body` (the request's, from `read_body`) parsed as JSON, or `NOT_JSON`: parsed once
+    for all the stages that need it (the idempotency key's fingerprint, the proxy lane)."""
+    state = scope.setdefault("state", {})
+    parsed = state.get(PARSED_KEY, _UNPARSED)
+    if parsed is _UNPARSED:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = NOT_JSON
+        state[PARSED_KEY] = parsed
+    return parsed
+
+
+_UNPARSED = object()
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

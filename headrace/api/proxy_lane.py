@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
@@ -31,7 +30,7 @@ from headrace.api.chat_request import priority, refuse_unsupported
 from headrace.api.errors import error_response, validation_error
 from headrace.api.idempotency import PRINCIPAL_KEY
 from headrace.api.internal import SCOPE_KEY, InternalCall
-from headrace.api.middleware import read_body
+from headrace.api.middleware import json_body, read_body
 from headrace.api.routes.completions import refuse_unsupported_completion
 from headrace.api.state import AppState
 from headrace.errors import HeadraceError, unexpected_error
@@ -167,7 +166,7 @@ class ProxyLane:
             return
         body, receive = await read_body(scope, receive)
         state: AppState = scope["app"].state.headrace
-        parsed = _json_object(body)
+        parsed = _json_object(json_body(scope, body))
         model = state.registry.remote(parsed["model"]) if parsed is not None else None
         if parsed is None or model is None:
             await self.app(scope, receive, send)  # not ours: a local model, or not JSON
@@ -227,9 +226,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+def _json_object(parsed: Any) -> dict[str, Any] | None:
+    """The body, if it is a JSON object naming a model."""
     return parsed if isinstance(parsed, dict) and isinstance(parsed.get("model"), str) else None

@@ -62,7 +62,9 @@ def test_stored_response_round_trips() -> None:
 
 def _recorded(status: int, content_type: str, *chunks: bytes, done: bool = True) -> Recorder:
     recorder = Recorder(max_bytes=100)
-    recorder.start(status, [("Content-Type", content_type), ("x-ratelimit-remaining", "1")])
+    recorder.start(
+        status, [(b"Content-Type", content_type.encode()), (b"x-ratelimit-remaining", b"1")]
+    )
     for i, chunk in enumerate(chunks):
         recorder.body(chunk, more=not done or i < len(chunks) - 1)
     return recorder
@@ -144,7 +146,7 @@ async def test_memory_entries_leave_the_garbage_collectors_sight() -> None:
     collector stops tracking them once it has seen them."""
     store = MemoryStore(ttl_s=100, lock_ttl_s=10)
     recorder = Recorder(max_bytes=1000)
-    recorder.start(200, [("content-type", "application/json")])
+    recorder.start(200, [(b"content-type", b"application/json")])
     recorder.body(b'{"ok": true}', more=False)
     response = recorder.stored()
     assert response is not None
