@@ -21,6 +21,7 @@ from sqlalchemy import select
 from headrace.admission.limits import Limits
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
+from headrace.cli.http_protocol import HttpToolsProtocol
 from headrace.config import Settings
 from headrace.control.keys import CreatedKey, create_key
 from headrace.routing.registry import ModelRegistry, load_registry
@@ -140,7 +141,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, registry: ModelRegistry) ->
 def serving(app: FastAPI) -> Iterator[str]:
     """Serve `app` on a free loopback port for the duration; yields its base URL."""
     port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # uvicorn as `headrace serve` runs it: every test through HTTP covers its protocol.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", http=HttpToolsProtocol
+    )
+    uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

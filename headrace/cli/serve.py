@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from headrace.admission.secrets import load_or_create_pepper
 from headrace.api.app import create_app
 from headrace.api.drain import Drain
+from headrace.cli.http_protocol import HttpToolsProtocol
 from headrace.config import ModelSettings, Settings
 from headrace.control.keys import FirstStart, bootstrap
 from headrace.observability.logging import configure_logging
@@ -105,7 +106,7 @@ def serve_app(settings: Settings, registry: ModelRegistry) -> None:
         host=settings.server.host,
         port=settings.server.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpToolsProtocol,  # uvicorn's, one write per turn of the loop
         log_level="warning",
         access_log=False,  # ours is the one access line per request
     )
