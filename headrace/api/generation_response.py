@@ -13,14 +13,7 @@ from pydantic import BaseModel
 from headrace.admission.auth import Principal
 from headrace.admission.limiter import Admission
 from headrace.api import sse
-from headrace.api.accounting import (
-    AccountedStream,
-    accounted,
-    accounted_failure,
-    begun,
-    once,
-    settled,
-)
+from headrace.api.accounting import accounted, accounted_failure, begun, once
 from headrace.api.responses import json_response
 from headrace.api.state import AppState
 from headrace.engine.interface import Engine, GenerationEvent, GenerationRequest
@@ -129,15 +122,12 @@ async def respond(
         await accounted_failure(first_event(), account)
     headers = headers | admission.headers | _served_headers(meter, model)
     if stream is not None:
-        return AccountedStream(
-            sse.guarded(
-                settled(stream(), account),
-                heartbeat_s=state.settings.server.sse_heartbeat_s,
-                drain=state.drain,
-            ),
+        return sse.EventStream(
+            stream(),
             account,
-            media_type=sse.MEDIA_TYPE,
-            headers=sse.HEADERS | headers,
+            headers=headers,
+            heartbeat_s=state.settings.server.sse_heartbeat_s,
+            drain=state.drain,
         )
     return json_response(await accounted(complete(), account), headers=headers)
 
