@@ -14,7 +14,7 @@ counted with our tokenizer: the prompt, and the answer's text (a stream: a token
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -125,28 +125,44 @@ async def proxy(
             response_headers["x-headrace-fallback-model"] = served.model
             record.fallback_model = served.model
 
-    async def upstream_chunks() -> AsyncIterator[dict[str, Any]]:
+    def measured(chunk: dict[str, Any]) -> dict[str, Any]:
+        """`chunk`, counted: what the upstream generated, shown or not."""
         nonlocal reported
-        async for _, chunk in _chained(head, events):
-            # What the upstream generated, shown or not.
-            reported = _measure(meter, record, chunk) or reported
-            yield chunk
-        if not reported:
-            meter.prompt_tokens = model.tokenizer.count(prompt_text)
+        reported = _measure(meter, record, chunk) or reported
+        return chunk
 
-    async def chunks() -> AsyncIterator[bytes]:
-        source = upstream_chunks()
+    def checked() -> AsyncIterator[dict[str, Any]]:
+        """The upstream's chunks through the output check and the PII restoration."""
+        source: AsyncIterator[dict[str, Any]] = _chained(head, events, measured)
         if meter.output_check is not None:  # the project's policy checks output
             source = guarded_chunks(source, meter.output_check)
         if masker is not None:
             source = restored_chunks(source, masker)
-        async for chunk in source:
-            if "usage" in chunk and not wants_usage:
-                if not chunk.get("choices"):
-                    continue  # the usage-only chunk we asked for, not the client
-                del chunk["usage"]
-            chunk["id"], chunk["model"] = meter.id, name
-            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return source
+
+    def framed(chunk: dict[str, Any]) -> bytes | None:
+        """`chunk` as the client gets it, if at all."""
+        if "usage" in chunk and not wants_usage:
+            if not chunk.get("choices"):
+                return None  # the usage-only chunk we asked for, not the client
+            del chunk["usage"]
+        chunk["id"], chunk["model"] = meter.id, name
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        if meter.output_check is None and masker is None:
+            # Straight from the upstream: no generator between, a hop a chunk less each.
+            if (data := framed(measured(head[0][1]))) is not None:
+                yield data
+            async for _, chunk in events:
+                if (data := framed(measured(chunk))) is not None:
+                    yield data
+        else:
+            async for chunk in checked():
+                if (data := framed(chunk)) is not None:
+                    yield data
+        if not reported:
+            meter.prompt_tokens = model.tokenizer.count(prompt_text)
         if wants_usage and not reported:  # asked for, and the upstream sent none: ours
             kind = "chat.completion.chunk" if endpoint == "chat.completions" else "text_completion"
             last = {"id": meter.id, "object": kind,
@@ -351,11 +367,16 @@ async def _one(answer: Any) -> AsyncIterator[dict[str, Any]]:
     yield await answer
 
 
-async def _chained(head: list[Event], rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    for event in head:
-        yield event
-    async for event in rest:
-        yield event
+async def _chained(
+    head: list[Event],
+    rest: AsyncIterator[Event],
+    each: Callable[[dict[str, Any]], dict[str, Any]],
+) -> AsyncIterator[dict[str, Any]]:
+    """The chunks of `head`, then of `rest`, each through `each`."""
+    for _, chunk in head:
+        yield each(chunk)
+    async for _, chunk in rest:
+        yield each(chunk)
 
 
 async def _translated(events: AsyncGenerator[Event]) -> AsyncIterator[Event]:

@@ -9,13 +9,13 @@ envelope.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from headrace.chunk_lines import split_lines
+from headrace.chunk_lines import Lines
 from headrace.routing.http_client import HttpClient, HttpClientError, HttpResponse
 
 
@@ -129,22 +129,40 @@ class UpstreamClient:
         try:
             if response.status >= 400:
                 raise _error_from(response.status, await response.read())
-            async for line in split_lines(response.chunks()):
-                if not line.startswith(b"data:"):
-                    continue  # comments (heartbeats), `event:` names, blank separators
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    await response.read()  # the rest (often nothing): the connection is reused
+            # Lines split here rather than by a generator of their own: a hop a line less.
+            lines = Lines()
+            async for chunk in response.chunks():
+                for event in _events(target, lines.feed(chunk)):
+                    if event is None:
+                        await response.read()  # the rest (often nothing): the connection is reused
+                        return
+                    yield event
+            for event in _events(target, lines.end()):  # a last line without its line break
+                if event is None:
                     return
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    raise UpstreamError(f"{target.name}: bad SSE data", retryable=True) from exc
-                if isinstance(event, dict) and "error" in event and "choices" not in event:
-                    raise _error_from(500, data)
                 yield event
             raise UpstreamError(f"{target.name}: stream ended without [DONE]", retryable=True)
         except (HttpClientError, TimeoutError) as exc:
             raise UpstreamError(f"{target.name}: {exc!r}", retryable=True) from exc
         finally:
             response.release()  # a stream left early closes its connection
+
+
+def _events(target: UpstreamTarget, lines: list[bytes]) -> Iterator[dict[str, Any] | None]:
+    """The `data` objects of SSE lines in order, then None for `[DONE]`; an error event
+    raises where it stands. Comments (heartbeats), `event:` names and blank separators are
+    skipped."""
+    for line in lines:
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            yield None
+            return
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"{target.name}: bad SSE data", retryable=True) from exc
+        if isinstance(event, dict) and "error" in event and "choices" not in event:
+            raise _error_from(500, data)
+        yield event
