@@ -1,14 +1,16 @@
 """What each stage of a proxied request costs in CPU, by stubbing it out:
 
-    .venv/bin/python -m benchmarks.gateway_stages --requests 3200 --rounds 8
+    .venv/bin/python -m benchmarks.gateway_stages --requests 3200 --rounds 8 [--stream]
 
 The gateway's app runs in this process, driven directly as ASGI (no uvicorn, no wrk) by 64
 concurrent callers against the instant upstream (benchmarks/proxy/upstream.py) over
 loopback, with the pipeline of `gateway_proxy.py` (auth, limits, a fresh Idempotency-Key
-per request, the ledger, metrics, the access log; moderation off). For each stage, rounds
-alternate between the stage as it is and the stage stubbed out; the CPU time of the whole
-process per request is compared pair by pair, and the median difference is what the stage
-costs. The floor's app (`benchmarks/proxy/floor.py`) is driven the same way first, for scale.
+per request, the ledger, metrics, the access log; moderation off); `--stream` asks for
+SSE streams (the upstream's 6 content chunks and its usage) instead of JSON answers. For
+each stage, rounds alternate between the stage as it is and the stage stubbed out; the CPU
+time of the whole process per request is compared pair by pair, and the median difference
+is what the stage costs. The floor's app (`benchmarks/proxy/floor.py`) is driven the same
+way first, for scale.
 
 The stubs only make sense here: a stubbed stage does no work (no usage row, no access
 line, no upstream call: a canned answer).
@@ -66,11 +68,22 @@ def _stubs() -> dict[str, Callable[[Any], list[Patch]]]:
         await asyncio.sleep(0)
         return orjson.loads(ANSWER)
 
+    async def canned_stream(
+        self: Any, target: Any, path: str, body: Any, headers: Any = None
+    ) -> Any:
+        orjson.dumps(body)
+        await asyncio.sleep(0)
+        for event in STREAM:
+            yield orjson.loads(event)
+
     def constructed(cls: Any, data: Any) -> Any:
         return cls.model_construct(**data)
 
     return {
-        "upstream": lambda state: [(UpstreamClient, "complete", canned)],
+        "upstream": lambda state: [
+            (UpstreamClient, "complete", canned),
+            (UpstreamClient, "stream", canned_stream),
+        ],
         "ledger": lambda state: [
             (UsageLedger, "begin", begun),
             (UsageLedger, "record", lambda self, event: None),
@@ -86,12 +99,27 @@ def _stubs() -> dict[str, Callable[[Any], list[Patch]]]:
     }
 
 
+# What the instant upstream streams (benchmarks/proxy/upstream.py), less the `[DONE]`.
+STREAM = [
+    orjson.dumps(
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "instant",
+         "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    )
+    for text in ["", "Hello", " from", " the", " instant", " upstream", "."]
+] + [
+    orjson.dumps(
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "instant",
+         "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}}
+    )
+]  # fmt: skip
+
+
 class Driver:
     """Calls an ASGI app the way a server would, one POST at a time per caller."""
 
-    def __init__(self, app: Any, key: str) -> None:
+    def __init__(self, app: Any, key: str, *, stream: bool = False) -> None:
         self.app, self.key, self.count = app, key, 0
-        self.body = orjson.dumps(BODY)
+        self.body = orjson.dumps(BODY | ({"stream": True} if stream else {}))
 
     async def one(self) -> None:
         self.count += 1
@@ -148,10 +176,10 @@ def _patch(patches: list[Patch]) -> list[Patch]:
 
 
 async def measure(
-    app: Any, key: str, stubs: list[str], requests: int, rounds: int
+    app: Any, key: str, stubs: list[str], requests: int, rounds: int, *, stream: bool = False
 ) -> dict[str, tuple[float, float]]:
     """Stage -> (median CPU per request with it, median paired saving without it), us."""
-    driver = Driver(app, key)
+    driver = Driver(app, key, stream=stream)
     for _ in range(300):  # warm: key cache, connections, code paths
         await driver.one()
     gc.collect()
@@ -182,6 +210,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3200, help="per round")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--stubs", default="upstream,ledger,telemetry,idempotency,count,validation")
+    parser.add_argument("--stream", action="store_true", help="SSE streams, not JSON answers")
     args = parser.parse_args()
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
@@ -199,9 +228,11 @@ def main() -> None:
         floor.UPSTREAM, floor.KEY = f"{upstream}/v1", f"Bearer {key}".encode()
 
         async def run() -> None:
-            print(f"floor: {await _floor_cpu(key, args.requests):.0f} us", flush=True)
+            floor_us = await _floor_cpu(key, args.requests, stream=args.stream)
+            print(f"floor: {floor_us:.0f} us", flush=True)
             async with app.router.lifespan_context(app):
-                await measure(app, key, args.stubs.split(","), args.requests, args.rounds)
+                stubs = args.stubs.split(",")
+                await measure(app, key, stubs, args.requests, args.rounds, stream=args.stream)
 
         stderr = sys.stderr
         with (Path(tmp) / "headrace.log").open("w") as log:
@@ -212,11 +243,11 @@ def main() -> None:
                 sys.stderr = stderr
 
 
-async def _floor_cpu(key: str, requests: int) -> float:
+async def _floor_cpu(key: str, requests: int, *, stream: bool) -> float:
     """The floor's app (benchmarks/proxy/floor.py) driven the same way: CPU per request."""
     from benchmarks.proxy import floor
 
-    driver = Driver(floor.app, key)
+    driver = Driver(floor.app, key, stream=stream)
     for _ in range(300):
         await driver.one()
     return statistics.median([await driver.cpu_per_request_us(requests) for _ in range(3)])

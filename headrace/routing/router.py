@@ -129,6 +129,8 @@ class Router:
     def _ordered(
         self, model: str, deployments: list[Deployment], affinity: str | None
     ) -> list[Deployment]:
+        if len(deployments) == 1:
+            return deployments  # nothing to order (and most models have one deployment)
         by_name = {d.name: d for d in deployments}
         ranked = order(
             [d.candidate() for d in deployments],
