@@ -14,7 +14,7 @@ counted with our tokenizer: the prompt, and the answer's text (a stream: a token
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -54,7 +54,7 @@ from headrace.safety.placeholders import (
     restored_chunks,
 )
 
-Event = tuple[Deployment, dict[str, Any]]
+Event = tuple[Deployment, list[dict[str, Any]]]
 
 
 async def proxy(
@@ -105,12 +105,13 @@ async def proxy(
         sent["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     outgoing = {"traceparent": record.outgoing_traceparent()}
 
-    def open_stream(d: Deployment) -> AsyncIterator[dict[str, Any]]:
+    def open_stream(d: Deployment) -> AsyncIterator[list[dict[str, Any]]]:
         assert d.target is not None  # the router holds upstream deployments only
         if stream:
             return state.upstream.stream(d.target, path, sent, outgoing)
         return _one(state.upstream.complete(d.target, path, sent, outgoing))
 
+    # The upstream's chunks come in lists, those of one read together (a whole answer: one).
     events = _translated(state.router.failover(plan, open_stream))
     head: list[Event] = []
     reported = False  # the upstream sent its usage: else ours is counted at the end
@@ -132,7 +133,8 @@ async def proxy(
         return chunk
 
     def checked() -> AsyncIterator[dict[str, Any]]:
-        """The upstream's chunks through the output check and the PII restoration."""
+        """The upstream's chunks one by one through the output check and the PII
+        restoration."""
         source: AsyncIterator[dict[str, Any]] = _chained(head, events, measured)
         if meter.output_check is not None:  # the project's policy checks output
             source = guarded_chunks(source, meter.output_check)
@@ -140,26 +142,26 @@ async def proxy(
             source = restored_chunks(source, masker)
         return source
 
-    def framed(chunk: dict[str, Any]) -> bytes | None:
-        """`chunk` as the client gets it, if at all."""
+    def framed(chunk: dict[str, Any]) -> bytes:
+        """`chunk` as the client gets it (nothing, for the usage we asked for)."""
         if "usage" in chunk and not wants_usage:
             if not chunk.get("choices"):
-                return None  # the usage-only chunk we asked for, not the client
+                return b""  # the usage-only chunk we asked for, not the client
             del chunk["usage"]
         chunk["id"], chunk["model"] = meter.id, name
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     async def chunks() -> AsyncIterator[bytes]:
         if meter.output_check is None and masker is None:
-            # Straight from the upstream: no generator between, a hop a chunk less each.
-            if (data := framed(measured(head[0][1]))) is not None:
+            # Straight from the upstream, the chunks of one read in one piece.
+            if data := b"".join([framed(measured(chunk)) for chunk in head[0][1]]):
                 yield data
-            async for _, chunk in events:
-                if (data := framed(measured(chunk))) is not None:
+            async for _, batch in events:
+                if data := b"".join([framed(measured(chunk)) for chunk in batch]):
                     yield data
         else:
             async for chunk in checked():
-                if (data := framed(chunk)) is not None:
+                if data := framed(chunk):
                     yield data
         if not reported:
             meter.prompt_tokens = model.tokenizer.count(prompt_text)
@@ -172,7 +174,7 @@ async def proxy(
         yield sse.DONE
 
     async def complete() -> dict[str, Any]:
-        (_, answer) = head[0]
+        answer = head[0][1][0]
         # Read the one-answer stream to its end: the router then counts the request done
         # (in flight, circuit breaker) now, not when the generator is collected.
         async for _ in events:
@@ -363,8 +365,8 @@ def _answer_texts(answer: dict[str, Any]) -> list[str]:
     return texts
 
 
-async def _one(answer: Any) -> AsyncIterator[dict[str, Any]]:
-    yield await answer
+async def _one(answer: Awaitable[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    yield [await answer]
 
 
 async def _chained(
@@ -372,11 +374,13 @@ async def _chained(
     rest: AsyncIterator[Event],
     each: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> AsyncIterator[dict[str, Any]]:
-    """The chunks of `head`, then of `rest`, each through `each`."""
-    for _, chunk in head:
-        yield each(chunk)
-    async for _, chunk in rest:
-        yield each(chunk)
+    """The chunks of `head`'s lists, then of `rest`'s, one by one, each through `each`."""
+    for _, chunks in head:
+        for chunk in chunks:
+            yield each(chunk)
+    async for _, chunks in rest:
+        for chunk in chunks:
+            yield each(chunk)
 
 
 async def _translated(events: AsyncGenerator[Event]) -> AsyncIterator[Event]:

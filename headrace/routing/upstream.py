@@ -9,9 +9,9 @@ envelope.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -122,47 +122,56 @@ class UpstreamClient:
         path: str,
         body: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """The `data:` objects of an SSE stream, as they arrive, until `[DONE]`. A stream
-        that breaks off (no `[DONE]`) raises a retryable error where it breaks."""
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The `data:` objects of an SSE stream as they arrive, until `[DONE]`: those of
+        one read together (a list, never empty), so that the chunks an upstream sent
+        together go on together. A stream that breaks off (no `[DONE]`) raises a
+        retryable error where it breaks; an error event raises after the events before it."""
         response = await self._send(target, path, {**body, "stream": True}, headers or {})
         try:
             if response.status >= 400:
                 raise _error_from(response.status, await response.read())
-            # Lines split here rather than by a generator of their own: a hop a line less.
             lines = Lines()
             async for chunk in response.chunks():
-                for event in _events(target, lines.feed(chunk)):
-                    if event is None:
-                        await response.read()  # the rest (often nothing): the connection is reused
-                        return
-                    yield event
-            for event in _events(target, lines.end()):  # a last line without its line break
-                if event is None:
+                events, end = _events(target, lines.feed(chunk))
+                if events:
+                    yield events
+                if end == "done":
+                    await response.read()  # the rest (often nothing): the connection is reused
                     return
-                yield event
-            raise UpstreamError(f"{target.name}: stream ended without [DONE]", retryable=True)
+                if end is not None:
+                    raise end
+            events, end = _events(target, lines.end())  # a last line without its break
+            if events:
+                yield events
+            if end is not None and end != "done":
+                raise end
+            if end is None:
+                raise UpstreamError(f"{target.name}: stream ended without [DONE]", retryable=True)
         except (HttpClientError, TimeoutError) as exc:
             raise UpstreamError(f"{target.name}: {exc!r}", retryable=True) from exc
         finally:
             response.release()  # a stream left early closes its connection
 
 
-def _events(target: UpstreamTarget, lines: list[bytes]) -> Iterator[dict[str, Any] | None]:
-    """The `data` objects of SSE lines in order, then None for `[DONE]`; an error event
-    raises where it stands. Comments (heartbeats), `event:` names and blank separators are
-    skipped."""
+def _events(
+    target: UpstreamTarget, lines: list[bytes]
+) -> tuple[list[dict[str, Any]], UpstreamError | Literal["done"] | None]:
+    """The `data` objects of SSE lines, in order, and what ended them: `[DONE]`, an error
+    event or bad data (the error to raise), or nothing yet (None). Comments (heartbeats),
+    `event:` names and blank separators are skipped."""
+    events: list[dict[str, Any]] = []
     for line in lines:
         if not line.startswith(b"data:"):
             continue
         data = line[5:].strip()
         if data == b"[DONE]":
-            yield None
-            return
+            return events, "done"
         try:
             event = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(f"{target.name}: bad SSE data", retryable=True) from exc
+        except orjson.JSONDecodeError:
+            return events, UpstreamError(f"{target.name}: bad SSE data", retryable=True)
         if isinstance(event, dict) and "error" in event and "choices" not in event:
-            raise _error_from(500, data)
-        yield event
+            return events, _error_from(500, data)
+        events.append(event)
+    return events, None
