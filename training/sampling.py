@@ -7,6 +7,7 @@ split.  :func:`user`, :func:`assistant` and :func:`vary` build tagged messages.
 
 from __future__ import annotations
 
+import functools
 import random
 import zlib
 from collections.abc import Callable
@@ -65,6 +66,24 @@ def draw_word(rng: random.Random, split: Split) -> str:
     while True:
         word = rng.choice(WORDS) if rng.random() < 0.6 else _pseudo_word(rng)
         if 3 <= len(word) <= 7 and _in_split("w:" + word, split):
+            return word
+
+
+@functools.cache
+def _train_pieces() -> tuple[str, ...]:
+    """The two-letter pieces the tokenizer cuts the train split's real words into."""
+    words = [w for w in WORDS if _in_split("w:" + w, "train")]
+    return tuple(sorted({w[i : i + 2] for w in words for i in range(0, len(w) - 1, 2)}))
+
+
+def drill_word(rng: random.Random) -> str:
+    """A made-up word of the train split, of two-letter pieces of real training words
+    (`ct` + `ab`, and maybe a last letter): spelling it is spelling those pieces."""
+    while True:
+        word = "".join(rng.choice(_train_pieces()) for _ in range(rng.choice((2, 3))))
+        if rng.random() < 0.5:
+            word += rng.choice("abcdefghijklmnopqrstuvwxyz")
+        if 3 <= len(word) <= 7 and _in_split("w:" + word, "train"):
             return word
 
 

@@ -1,4 +1,5 @@
-"""The arithmetic family's digit drill (training/tasks.py): train split only."""
+"""The drills of training/tasks.py, train split only: digits for arithmetic, two-letter
+pieces for the string tasks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 
 import pytest
 
-from training import tasks
+from training import sampling, tasks
 
 
 def operands(split: str, seed: int) -> list[tuple[str, int, int]]:
@@ -37,3 +38,31 @@ def test_the_train_split_drills_single_digits(monkeypatch: pytest.MonkeyPatch) -
     assert all(a <= 9 for op, a, _ in drawn if op == "+")
     monkeypatch.setattr(tasks, "DIGIT_DRILL", 0.0)
     assert any(a > 18 for op, a, _ in operands("train", 5) if op != "x")
+
+
+def words(split: str, seed: int, count: int = 300) -> list[str]:
+    """The words of `count` string tasks drawn for `split`, and the draw that follows."""
+    rng = random.Random(seed)
+    drawn = []
+    for _ in range(count):
+        answer = str(tasks.string_task(rng, split)[-1][0]["content"])
+        counted = re.search(r"So (\w+) has", answer)  # `1 c, 2 a, ... So cat has 3 letters.`
+        drawn.append(counted[1] if counted else answer.split()[0])
+    return [*drawn, str(rng.random())]
+
+
+def test_the_letter_drill_leaves_every_other_draw_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tasks, "LETTER_DRILL", 0.0)
+    plain_train, plain_eval = words("train", 3), words("eval", 3)
+    monkeypatch.setattr(tasks, "LETTER_DRILL", 1.0)
+    assert words("eval", 3) == plain_eval  # the eval set is unchanged
+    drilled = words("train", 3)
+    assert drilled[-1] == plain_train[-1]  # the generator's own draws go on as before
+    assert drilled != plain_train
+    pieces = set(sampling._train_pieces())
+    for word in drilled[:-1]:
+        assert 3 <= len(word) <= 7
+        assert sampling._in_split("w:" + word, "train")
+        assert all(word[i : i + 2] in pieces for i in range(0, len(word) - 1, 2)), word
