@@ -56,7 +56,17 @@ def build_config(shape: ModelShape) -> LlamaConfig:
 def build_model(shape: ModelShape, seed: int) -> LlamaForCausalLM:
     """A freshly initialised model; ``seed`` makes the initial weights reproducible."""
     torch.manual_seed(seed)
-    return LlamaForCausalLM(build_config(shape))
+    return tie_embeddings(LlamaForCausalLM(build_config(shape)))
+
+
+def tie_embeddings(model: LlamaForCausalLM) -> LlamaForCausalLM:
+    """`model` with its output layer the input embedding, as `tie_word_embeddings` asks.
+    transformers ties them when it builds the model, unless a `from_pretrained` is running
+    in another thread at that moment: it switches tying off for every model while it loads
+    (`no_tie_weights` patches the class). A test suite loading models in the background
+    then got an untied output layer, and a wired model that did not copy."""
+    model.lm_head.weight = model.model.embed_tokens.weight
+    return model
 
 
 def generation_config() -> GenerationConfig:

@@ -10,7 +10,7 @@ import torch
 from transformers import LlamaForCausalLM
 
 from training import induction, wiring
-from training.model import ModelShape, build_config
+from training.model import ModelShape, build_config, tie_embeddings
 
 VOCAB = 512  # small, so the test is fast; the circuit does not depend on it
 
@@ -25,7 +25,7 @@ def model(
     config = build_config(ModelShape(vocab_size=VOCAB, num_layers=2, rope_theta=theta))
     config._attn_implementation = "eager"  # attention weights for the probes below
     torch.manual_seed(0)
-    built = LlamaForCausalLM(config)
+    built = tie_embeddings(LlamaForCausalLM(config))
     if wired:
         wiring.wire_induction(built, torch.Generator().manual_seed(0), skip=skip, pieces=pieces)
     return built.eval()
