@@ -147,7 +147,6 @@ def reply(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = N
         ("Spell house.", "house is spelled h-o-u-s-e."),
         ("Reverse the word robot.", "robot is spelled r-o-b-o-t. Backwards: t-o-b-o-r."),
         ("Write lemon in upper case.", "lemon is spelled l-e-m-o-n. In upper case: LEMON."),
-        ("How many letters are in tiger?", "1 t, 2 i, 3 g, 4 e, 5 r. So tiger has 5 letters."),
         # Worked arithmetic.
         ("What is 23 + 45?", "3 + 5 = 8. 2 + 4 = 6. So 23 + 45 = 68."),
         ("What is 6 x 4?", "6 x 1 = 6, 6 x 2 = 12, 6 x 3 = 18, 6 x 4 = 24. So 6 x 4 = 24."),
@@ -167,8 +166,9 @@ def test_greedy_tool_call_is_well_formed() -> None:
     assert list(payload["arguments"]) == ["city"]
 
 
-# A family the model is still weak at (docs/models.md, "Accuracy"): this digit fact is one
-# of the arithmetic turns it gets wrong. A known failure, not a test to delete.
+# A family the model is still weak at (docs/models.md, "Accuracy"): counting the letters
+# of `tiger` is one of the string turns it gets wrong (it loses its place in the word). A
+# known failure, not a test to delete.
 def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(
         reason=f"headrace-tiny-chat is at {accuracy} on {family}; see docs/models.md",
@@ -176,7 +176,12 @@ def known_failure(family: str, accuracy: str) -> pytest.MarkDecorator:
     )
 
 
-@known_failure("arithmetic", "67 %")
+@known_failure("string", "62 %")
+def test_greedy_letter_count() -> None:
+    answer = "1 t, 2 i, 3 g, 4 e, 5 r. So tiger has 5 letters."
+    assert reply([{"role": "user", "content": "How many letters are in tiger?"}]) == answer
+
+
 def test_greedy_digit_fact() -> None:
     assert reply([{"role": "user", "content": "What is 9 + 7?"}]) == "9 + 7 = 16."
 
