@@ -61,10 +61,10 @@ def build_model(shape: ModelShape, seed: int) -> LlamaForCausalLM:
 
 def tie_embeddings(model: LlamaForCausalLM) -> LlamaForCausalLM:
     """`model` with its output layer the input embedding, as `tie_word_embeddings` asks.
-    transformers ties them when it builds the model, unless a `from_pretrained` is running
-    in another thread at that moment: it switches tying off for every model while it loads
-    (`no_tie_weights` patches the class). A test suite loading models in the background
-    then got an untied output layer, and a wired model that did not copy."""
+    transformers ties them when it builds the model, unless tying is switched off at that
+    moment: a `from_pretrained` in another thread switches it off for every model while it
+    loads, and two interleaved loads could leave it off for good (the test suite's wiring
+    tests failed so; headrace/engine/hf_loading.py now keeps the gateway's loads apart)."""
     model.lm_head.weight = model.model.embed_tokens.weight
     return model
 

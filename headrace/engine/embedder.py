@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer as _FastTokenizer
 
+from headrace.engine.hf_loading import load
+
 
 class Embedder:
     """Encodes batches of texts into unit vectors on a worker thread."""
@@ -27,7 +29,7 @@ class Embedder:
         self._tokenizer = _FastTokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=max_length)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._model = AutoModel.from_pretrained(model_dir).to(self._device).eval()
+        self._model = load(AutoModel, model_dir).to(self._device).eval()
         self.dimensions: int = int(self._model.config.hidden_size)
         self.vocab_size: int = int(self._tokenizer.get_vocab_size())
         self.max_length = max_length

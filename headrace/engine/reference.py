@@ -19,6 +19,7 @@ import torch
 
 from headrace.engine.detokenizer import IncrementalDetokenizer
 from headrace.engine.events import EventQueue, relay
+from headrace.engine.hf_loading import load
 from headrace.engine.interface import (
     EngineStats,
     Finished,
@@ -60,7 +61,7 @@ class ReferenceEngine:
         self._device = torch.device(device)
         self._tokenizer = tokenizer
         self._structured = structured
-        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=_DTYPES[dtype])
+        model: Any = load(AutoModelForCausalLM, model_dir, dtype=_DTYPES[dtype])
         self._model = model.to(self._device).eval()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._aborted: set[str] = set()
